@@ -1,0 +1,11 @@
+"""The ``medsynth`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+A module issue adds its command module to :data:`COMMAND_MODULES` and, for the demo,
+a part to ``medsynth.commands.demo.DEMO_PARTS``.
+"""
+
+COMMAND_MODULES = [
+    "medsynth.commands.info",
+    "medsynth.commands.convert",
+    "medsynth.commands.demo",
+]

@@ -1,0 +1,222 @@
+"""Reading and writing volumes with SimpleITK.
+
+SimpleITK (like ITK and DICOM) works in LPS; the engine works in RAS.  The change
+is made here and nowhere else: :func:`volume_from_sitk` and :func:`volume_to_sitk`.
+
+Supported: NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd),
+PNG/JPEG (2D, grey or RGB), single DICOM files and DICOM series folders (read only).
+Writes go to a temporary file beside the target that is renamed into place only
+when complete, so a failed or cancelled write leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .volume import Volume
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+READ_SUFFIXES = VOLUME_SUFFIXES + IMAGE_SUFFIXES + DICOM_SUFFIXES
+WRITE_SUFFIXES = VOLUME_SUFFIXES + IMAGE_SUFFIXES
+
+
+def suffix_of(path: PathLike) -> str:
+    """The lower-case format suffix, with '.nii.gz' kept whole."""
+    name = os.fspath(path).lower()
+    if name.endswith(".nii.gz"):
+        return ".nii.gz"
+    return Path(name).suffix
+
+
+def stem_of(path: PathLike) -> str:
+    """The file name without its format suffix."""
+    name = Path(os.fspath(path)).name
+    suf = suffix_of(name)
+    return name[: len(name) - len(suf)] if suf else name
+
+
+# --------------------------------------------------------------------------- LPS <-> RAS
+def volume_from_sitk(image: sitk.Image, name: str = "volume", modality: Optional[str] = None) -> Volume:
+    """Convert a SimpleITK image (LPS) to a :class:`Volume` (RAS). 2D images get one slice."""
+    dim = image.GetDimension()
+    if dim not in (2, 3):
+        raise InputError(f"'{name}' is a {dim}D image; only 2D and 3D images are supported")
+    array = sitk.GetArrayFromImage(image)
+    spacing = list(image.GetSpacing())
+    origin = list(image.GetOrigin())
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(dim, dim)
+    if dim == 2:
+        array = array[np.newaxis]
+        d3 = np.eye(3)
+        d3[:2, :2] = direction
+        direction, spacing, origin = d3, spacing + [1.0], origin + [0.0]
+    ijk_to_lps = np.eye(4)
+    ijk_to_lps[:3, :3] = direction * np.asarray(spacing)[np.newaxis, :]
+    ijk_to_lps[:3, 3] = origin
+    return Volume(array=array, ijk_to_ras=LPS_TO_RAS @ ijk_to_lps, name=name, modality=modality)
+
+
+def volume_to_sitk(volume: Volume, two_d: bool = False) -> sitk.Image:
+    """Convert a :class:`Volume` (RAS) to a SimpleITK image (LPS).
+
+    ``two_d=True`` returns a 2D image from a one-slice volume (for PNG/JPEG).
+    """
+    ijk_to_lps = LPS_TO_RAS @ volume.ijk_to_ras
+    spacing = volume.spacing
+    direction = ijk_to_lps[:3, :3] / spacing[np.newaxis, :]
+    array = volume.array
+    if two_d:
+        if array.shape[0] != 1:
+            raise InputError(f"a 2D format needs a single slice; '{volume.name}' has {array.shape[0]} slices")
+        image = sitk.GetImageFromArray(array[0], isVector=volume.is_vector)
+        image.SetSpacing([float(s) for s in spacing[:2]])
+        image.SetOrigin([float(x) for x in ijk_to_lps[:2, 3]])
+        image.SetDirection([float(x) for x in direction[:2, :2].ravel()])
+        return image
+    image = sitk.GetImageFromArray(array, isVector=volume.is_vector)
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetOrigin([float(x) for x in ijk_to_lps[:3, 3]])
+    image.SetDirection([float(x) for x in direction.ravel()])
+    return image
+
+
+# --------------------------------------------------------------------------- reading
+def list_dicom_series(folder: PathLike) -> List[str]:
+    """Series instance UIDs found in a folder (not recursive)."""
+    return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(os.fspath(folder)) or [])
+
+
+def read_volume(
+    path: PathLike,
+    name: Optional[str] = None,
+    modality: Optional[str] = None,
+    series_uid: Optional[str] = None,
+    check_finite: bool = True,
+) -> Volume:
+    """Read a file or a DICOM series folder into a :class:`Volume`.
+
+    Raises :class:`InputError` naming the problem for a missing or unreadable file,
+    an unsupported format, a 4D or empty image, NaN/Inf voxels, or a DICOM folder
+    with several series (pass ``series_uid`` to choose one).
+    """
+    p = Path(os.fspath(path))
+    if not p.exists():
+        raise InputError(f"input not found: {p}")
+    if p.is_dir():
+        image = _read_dicom_series(p, series_uid)
+        vol_name = name or p.name
+    else:
+        suf = suffix_of(p)
+        if suf not in READ_SUFFIXES:
+            raise InputError(
+                f"unsupported format '{suf or p.name}' for {p}; supported: {', '.join(READ_SUFFIXES)} or a DICOM folder"
+            )
+        if p.stat().st_size == 0:
+            raise InputError(f"file is empty: {p}")
+        try:
+            image = sitk.ReadImage(str(p))
+        except RuntimeError as exc:
+            raise InputError(f"cannot read {p}: {_first_line(exc)}") from None
+        vol_name = name or stem_of(p)
+    if image.GetNumberOfPixels() == 0:
+        raise InputError(f"image in {p} is empty")
+    if image.GetDimension() == 3 and image.GetSize()[2] == 1 and suffix_of(p) in DICOM_SUFFIXES + IMAGE_SUFFIXES:
+        image = image[:, :, 0]  # single-frame DICOM/PNG read as 3D: keep a plain 2D image
+    volume = volume_from_sitk(image, name=vol_name, modality=modality)
+    if check_finite:
+        volume.check_finite()
+    return volume
+
+
+def _read_dicom_series(folder: Path, series_uid: Optional[str]) -> sitk.Image:
+    uids = list_dicom_series(folder)
+    if not uids:
+        raise InputError(f"no DICOM series found in folder {folder}")
+    if series_uid is None:
+        if len(uids) > 1:
+            raise InputError(
+                f"folder {folder} holds {len(uids)} DICOM series; choose one with series_uid (--series): "
+                + ", ".join(uids)
+            )
+        series_uid = uids[0]
+    elif series_uid not in uids:
+        raise InputError(f"series {series_uid} not in {folder}; found: {', '.join(uids)}")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read DICOM series {series_uid} in {folder}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # ITK messages start with a file/line banner; the useful part is usually the last line
+    return lines[-1] if lines else exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def atomic_output(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place on success, delete it on failure."""
+    target = Path(os.fspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suf = suffix_of(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem_of(target)}.partial-", suffix=suf, dir=str(target.parent))
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
+    """Write a volume; the format follows the suffix. Returns the path written."""
+    target = Path(os.fspath(path))
+    suf = suffix_of(target)
+    if suf not in WRITE_SUFFIXES:
+        raise InputError(f"cannot write format '{suf or target.name}'; supported: {', '.join(WRITE_SUFFIXES)}")
+    if suf in IMAGE_SUFFIXES:
+        image = volume_to_sitk(_as_image_pixels(volume, suf), two_d=True)
+    else:
+        image = volume_to_sitk(volume)
+    with atomic_output(target) as tmp:
+        sitk.WriteImage(image, str(tmp), compress and suf != ".mhd")
+    return target
+
+
+def _as_image_pixels(volume: Volume, suf: str) -> Volume:
+    """PNG holds 8/16-bit integers, JPEG 8-bit: cast when the values fit, else say why not."""
+    arr = volume.array
+    top = 255 if suf != ".png" else 65535
+    if arr.dtype in (np.uint8,) or (suf == ".png" and arr.dtype == np.uint16):
+        return volume
+    finite = arr[np.isfinite(arr)] if np.issubdtype(arr.dtype, np.floating) else arr
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    integral = not np.issubdtype(arr.dtype, np.floating) or bool(np.all(np.mod(finite, 1) == 0))
+    if lo < 0 or hi > top or not integral:
+        raise InputError(
+            f"{suf} stores integers 0..{top}; '{volume.name}' has {arr.dtype} values in [{lo:g}, {hi:g}]: "
+            "rescale first or write NIfTI/NRRD/MHA"
+        )
+    dtype = np.uint8 if hi <= 255 else np.uint16
+    return volume.with_array(arr.astype(dtype))

@@ -1,0 +1,104 @@
+"""Parameter declarations: each module declares its parameters once, here in plain Python.
+
+From one tuple of :class:`Param` the faces derive what they need: command-line
+options (:func:`add_arguments`), validation with clear errors (:func:`validate`),
+defaults, the Slicer parameter node (``medsynth_mrml.parameters``), the checks that
+the module's .ui file has a widget for each parameter with the declared range, and
+the studio's web controls.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Param:
+    """One user-facing parameter.
+
+    Args:
+        name: identifier (parameter node key, CLI option ``--name-with-dashes``, .ui ``SlicerParameterName``).
+        kind: ``float``, ``int``, ``bool`` or ``str``.
+        default: default value.
+        label: short label for panels.
+        minimum, maximum, step: numeric range (inclusive) and slider step.
+        choices: allowed values for ``str`` parameters.
+        unit: unit shown beside the value ("mm", "HU", ...).
+        help: one sentence for tooltips and ``--help``.
+        live: whether a change should update the view without pressing Apply.
+    """
+
+    name: str
+    kind: type
+    default: Any
+    label: str
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    step: Optional[float] = None
+    choices: Tuple[str, ...] = ()
+    unit: str = ""
+    help: str = ""
+    live: bool = False
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any) -> Any:
+        """Convert ``value`` to the declared kind and check its range; raise :class:`InputError` naming it."""
+        try:
+            if self.kind is bool and isinstance(value, str):
+                v: Any = value.strip().lower() in ("1", "true", "yes", "on")
+            else:
+                v = self.kind(value)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.name}: {value!r} is not a valid {self.kind.__name__}") from None
+        if self.choices and v not in self.choices:
+            raise InputError(f"{self.name}: {v!r} is not one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and v < self.minimum:
+            raise InputError(f"{self.name}: {v} is below the minimum {self.minimum}{self.unit and ' ' + self.unit}")
+        if self.maximum is not None and v > self.maximum:
+            raise InputError(f"{self.name}: {v} is above the maximum {self.maximum}{self.unit and ' ' + self.unit}")
+        return v
+
+
+def defaults(params: Iterable[Param]) -> Dict[str, Any]:
+    return {p.name: p.default for p in params}
+
+
+def validate(params: Sequence[Param], values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Defaults overlaid with ``values``, each converted and range-checked. Unknown names are an error."""
+    by_name = {p.name: p for p in params}
+    unknown = [k for k in values if k not in by_name]
+    if unknown:
+        raise InputError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+    out = defaults(params)
+    out.update({k: by_name[k].check(v) for k, v in values.items()})
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, params: Iterable[Param], skip: Iterable[str] = ()) -> None:
+    """Add one ``--option`` per parameter (defaults from the declaration)."""
+    skip = set(skip)
+    for p in params:
+        if p.name in skip:
+            continue
+        text = p.help or p.label
+        if p.minimum is not None or p.maximum is not None:
+            text += f" [{p.minimum:g}..{p.maximum:g}{(' ' + p.unit) if p.unit else ''}]"
+        text += f" (default {p.default})"
+        if p.kind is bool:
+            parser.add_argument(p.option, dest=p.name, action=argparse.BooleanOptionalAction, default=p.default, help=text)
+        else:
+            parser.add_argument(
+                p.option, dest=p.name, type=p.kind, default=p.default, choices=p.choices or None, help=text
+            )
+
+
+def from_namespace(params: Sequence[Param], ns: argparse.Namespace) -> Dict[str, Any]:
+    """The validated values of ``params`` found in an argparse namespace."""
+    return validate(params, {p.name: getattr(ns, p.name) for p in params if hasattr(ns, p.name)})
