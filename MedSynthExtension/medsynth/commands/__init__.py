@@ -8,4 +8,5 @@ COMMAND_MODULES = [
     "medsynth.commands.info",
     "medsynth.commands.convert",
     "medsynth.commands.demo",
+    "medsynth.commands.evaluate",
 ]
