@@ -1,0 +1,44 @@
+"""Shared pytest fixtures: small volumes made here, and the optional ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from medsynth import Volume, make_ijk_to_ras  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("MEDSYNTH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_file(rel: str) -> Path:
+    """A file of ../shared/data, or skip the test saying what is missing."""
+    path = SHARED_DATA / rel
+    if not path.exists():
+        pytest.skip(f"needs ../shared/data/{rel} (reference data not present at {SHARED_DATA})")
+    return path
+
+
+def rotation(axis: str, degrees: float) -> np.ndarray:
+    a = np.deg2rad(degrees)
+    c, s = np.cos(a), np.sin(a)
+    if axis == "x":
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    if axis == "y":
+        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+@pytest.fixture
+def oblique_volume() -> Volume:
+    """Oblique, anisotropic, left-handed, with a non-symmetric array (so flips are caught)."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(-1000, 2000, size=(5, 7, 9)).astype(np.int16)
+    arr[0, 0, 0] = 3000  # a marker voxel
+    directions = rotation("z", 20) @ rotation("x", -15) @ np.diag([1.0, 1.0, -1.0])  # det < 0
+    return Volume(arr, make_ijk_to_ras((0.7, 1.3, 4.0), (12.5, -40.25, 7.0), directions), name="oblique")
