@@ -9,4 +9,5 @@ COMMAND_MODULES = [
     "medsynth.commands.convert",
     "medsynth.commands.demo",
     "medsynth.commands.evaluate",
+    "medsynth.commands.studio",
 ]

@@ -1,0 +1,182 @@
+"""What every studio panel gets: the Slicer core app (scene, views, IO), the trame state, helpers.
+
+Panels show results through these helpers so every module displays nodes the same way
+(as Slicer would): volumes in the slice backgrounds and volume-rendered in 3D, overlays
+in the slice foregrounds, segmentations as outlines/fill in 2D and surfaces in 3D.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, List, Optional
+
+log = logging.getLogger("medsynth.studio")
+
+#: Node classes listed in volume selectors (labelmaps are shown as overlays, not chosen as inputs).
+VOLUME_CLASS = "vtkMRMLScalarVolumeNode"
+SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
+
+
+class StudioContext:
+    """The Slicer core app and the trame server shared by the panels.
+
+    Args:
+        slicer_app: a ``trame_slicer.core.SlicerApp`` (views registered by the caller:
+            RCA views in the web app, ``DirectViewFactory`` in tests).
+        server: the trame server (its ``state`` is the panels' state).
+    """
+
+    def __init__(self, slicer_app, server) -> None:
+        self.slicer_app = slicer_app
+        self.server = server
+        self.state = server.state
+        self.scene = slicer_app.scene
+        self.panels: list = []
+        self._scene_listeners: List[Callable[[], None]] = []
+        self._pending = False
+        import slicer
+
+        for event in (slicer.vtkMRMLScene.NodeAddedEvent, slicer.vtkMRMLScene.NodeRemovedEvent):
+            self.scene.AddObserver(event, self._on_node_event)
+        self.scene.AddObserver(slicer.vtkMRMLScene.EndBatchProcessEvent, self._on_batch_end)
+        self.scene.AddObserver(slicer.vtkMRMLScene.EndCloseEvent, self._on_batch_end)
+
+    # ------------------------------------------------------------------ scene events
+    def add_scene_listener(self, listener: Callable[[], None]) -> None:
+        self._scene_listeners.append(listener)
+
+    def _on_node_event(self, *_args) -> None:
+        # A node is announced before its voxels are set: refresh the panels later, once.
+        if self._pending:
+            return
+        self._pending = True
+        try:
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(self.flush_scene_changes)
+        except RuntimeError:  # no event loop (building, tests): flush_scene_changes() is called explicitly
+            pass
+
+    def _on_batch_end(self, *_args) -> None:
+        self._on_node_event()
+
+    def flush_scene_changes(self) -> None:
+        """Tell the panels about nodes added or removed since the last call (no-op when none)."""
+        if not self._pending:
+            return
+        if self.scene.IsBatchProcessing() or self.scene.IsClosing():
+            return  # the batch end will call again
+        self._pending = False
+        self.notify_scene_changed()
+
+    def notify_scene_changed(self) -> None:
+        for listener in list(self._scene_listeners):
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - one panel must not break the others
+                log.exception("scene listener failed")
+
+    def add_panel(self, panel) -> None:
+        self.panels.append(panel)
+        self.add_scene_listener(panel.on_scene_changed)
+        panel.on_scene_changed()
+
+    def panel(self, panel_id: str):
+        return next((p for p in self.panels if p.id == panel_id), None)
+
+    # ------------------------------------------------------------------ nodes
+    def nodes_of_class(self, node_class: str) -> list:
+        """Nodes of exactly this class (a labelmap is not listed as a scalar volume), hidden ones left out."""
+        nodes = []
+        collection = self.scene.GetNodesByClass(node_class)
+        for i in range(collection.GetNumberOfItems()):
+            node = collection.GetItemAsObject(i)
+            if node.GetClassName() != node_class or node.GetHideFromEditors():
+                continue
+            if node.IsA("vtkMRMLVolumeNode") and node.GetImageData() is None:
+                continue  # being created, or failed to load
+            nodes.append(node)
+        return nodes
+
+    def volume_nodes(self) -> list:
+        return self.nodes_of_class(VOLUME_CLASS)
+
+    # ------------------------------------------------------------------ views
+    def slice_views(self) -> list:
+        return list(self.slicer_app.view_manager.get_slice_views())
+
+    def threed_views(self) -> list:
+        return list(self.slicer_app.view_manager.get_threed_views())
+
+    def background_volume(self):
+        for view in self.slice_views():
+            node_id = view.get_background_volume_id()
+            if node_id:
+                return self.scene.GetNodeByID(node_id)
+        return None
+
+    def show_volume(self, node, reset_views: bool = True) -> None:
+        """Show ``node`` as Slicer does after loading: slice backgrounds and a 3D volume rendering."""
+        if node is None:
+            return
+        foreground = self.foreground_volume()
+        self.slicer_app.display_manager.show_volume(node, do_reset_views=reset_views)
+        # show_volume clears the foreground; keep an overlay the user chose
+        if foreground is not None and foreground is not node:
+            self.set_foreground(foreground)
+        # keep only one volume rendered in 3D
+        vr = self.slicer_app.volume_rendering
+        for other in self.volume_nodes():
+            if other is not node and vr.has_vr_display_node(other):
+                vr.get_vr_display_node(other).SetVisibility(False)
+        self.render()
+
+    def foreground_volume(self):
+        for view in self.slice_views():
+            node_id = view.get_foreground_volume_id()
+            if node_id:
+                return self.scene.GetNodeByID(node_id)
+        return None
+
+    def set_foreground(self, node, opacity: Optional[float] = None) -> None:
+        """Overlay ``node`` in the slice foregrounds (None removes it), optionally with an opacity 0..1."""
+        self.slicer_app.display_manager.show_volume_in_slice_foreground(node)
+        if opacity is not None:
+            for view in self.slice_views():
+                view.set_foreground_opacity(float(opacity))
+        self.render()
+
+    def show_labelmap(self, node, opacity: float = 0.5) -> None:
+        """Show a labelmap volume in Slicer's label layer of the slice views (None removes it)."""
+        for view in self.slice_views():
+            composite = view._logic.GetSliceCompositeNode()  # noqa: SLF001 - trame-slicer has no public getter
+            composite.SetLabelVolumeID(node.GetID() if node is not None else None)
+            composite.SetLabelOpacity(float(opacity))
+        self.render()
+
+    def show_segmentation(self, node, surfaces_in_3d: bool = True) -> None:
+        """Show a segmentation node: filled outlines in the slice views and, optionally, surfaces in 3D."""
+        if node is None:
+            return
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        display.SetVisibility(True)
+        display.SetVisibility2DFill(True)
+        display.SetVisibility2DOutline(True)
+        if surfaces_in_3d:
+            node.CreateClosedSurfaceRepresentation()
+            display.SetVisibility3D(True)
+        self.render()
+
+    def reset_views(self) -> None:
+        self.slicer_app.display_manager.reset_views()
+        self.render()
+
+    def render(self) -> None:
+        """Ask every view to redraw (RCA views push a new image to the page)."""
+        for view in self.slice_views() + self.threed_views():
+            try:
+                view.schedule_render()
+            except Exception:  # noqa: BLE001 - a view being torn down
+                log.debug("render of a view failed", exc_info=True)

@@ -1,0 +1,399 @@
+"""The "Volumes" panel: choose the active volume and an overlay, window/level, load and save.
+
+:class:`VolumesLib` is the logic (takes the scene, no trame: tested under pytest with the
+real SlicerApp); :class:`VolumesPanel` is its studio face, built from :data:`VOLUMES_PARAMS`
+by the generic control generator.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from medsynth.errors import Cancelled, InputError, MedSynthError
+from medsynth.io import suffix_of
+from medsynth.params import Param
+from medsynth.progress import CancelToken, Reporter
+from medsynth.volume import Volume
+
+from .panel import Action, NodeInput, StudioPanel
+
+#: Slicer's window/level presets (Volumes module), (window, level).
+PRESETS: Dict[str, Tuple[float, float]] = {
+    "ct-abdomen": (350.0, 40.0),
+    "ct-brain": (100.0, 50.0),
+    "ct-bone": (1000.0, 400.0),
+    "ct-lung": (1400.0, -500.0),
+    "ct-air": (1000.0, -426.0),
+}
+PRESET_CHOICES = ("auto", "custom") + tuple(PRESETS)
+
+#: Files the studio loads: volumes (read by the engine) and Slicer scenes.
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+SCENE_SUFFIXES = (".mrb",)
+
+VOLUMES_PARAMS = (
+    Param("preset", str, "auto", "Window/level preset", choices=PRESET_CHOICES, live=True,
+          help="auto = Slicer's automatic window/level from the histogram; CT presets as in Slicer"),
+    Param("window", float, 400.0, "Window", minimum=1e-6, maximum=1e9, step=1.0, live=True,
+          help="display window width (the slider range follows the active volume)"),
+    Param("level", float, 40.0, "Level", minimum=-1e9, maximum=1e9, step=1.0, live=True,
+          help="display window centre"),
+    Param("overlay_opacity", float, 0.5, "Overlay opacity", minimum=0.0, maximum=1.0, step=0.05, live=True,
+          help="opacity of the foreground volume in the slice views"),
+    Param("show_3d", bool, True, "Volume rendering in 3D", live=True, help="show the active volume rendered in 3D"),
+)
+
+
+class VolumesLib:
+    """Loading, display and saving of volumes in a scene (no trame; usable from Python and tests)."""
+
+    def __init__(self, scene) -> None:
+        self.scene = scene
+
+    # ------------------------------------------------------------------ loading
+    @staticmethod
+    def check_loadable(name: str) -> str:
+        """The file's suffix, or :class:`InputError` naming what is accepted."""
+        suffix = suffix_of(name)
+        if suffix not in VOLUME_SUFFIXES + SCENE_SUFFIXES:
+            raise InputError(
+                f"cannot load '{name}': unsupported format '{suffix or name}'; "
+                f"supported: {', '.join(VOLUME_SUFFIXES + SCENE_SUFFIXES)}"
+            )
+        return suffix
+
+    @staticmethod
+    def read(path: os.PathLike, name: Optional[str] = None, reporter: Optional[Reporter] = None) -> Volume:
+        """Read a volume file with the engine (thread-safe: no MRML).  Errors name ``name``, not a temp path."""
+        from medsynth.io import read_volume
+
+        shown = name or Path(path).name
+        reporter = reporter or Reporter()
+        reporter.step(0.1, f"reading {shown}")
+        try:
+            volume = read_volume(path, name=_stem(shown))
+        except MedSynthError as exc:
+            raise InputError(f"cannot load '{shown}': {str(exc).replace(str(path), shown)}") from None
+        reporter.step(0.9, f"read {shown} {volume.shape_ijk}")
+        return volume
+
+    def add_volume(self, volume: Volume, name: Optional[str] = None):
+        """A new scalar volume node (through the MRML bridge) with Slicer's default display."""
+        from medsynth_mrml import node_from_volume
+
+        return node_from_volume(self.scene, volume, name=name or volume.name)
+
+    def load_file(self, path: os.PathLike) -> list:
+        """Load a volume file or a .mrb scene (on the thread that owns the scene); returns the new volume nodes."""
+        path = Path(path)
+        if path.is_dir():
+            return [self.add_volume(self.read(path))]
+        if self.check_loadable(path.name) in SCENE_SUFFIXES:
+            return self.load_scene(path)
+        return [self.add_volume(self.read(path))]
+
+    def load_scene(self, path: os.PathLike, shown_name: Optional[str] = None) -> list:
+        """Add the nodes of a Slicer .mrb scene to this scene; returns its scalar volume nodes."""
+        before = {n.GetID() for n in self._scalar_volumes()}
+        if not self.scene.ReadFromMRB(str(path), False):
+            raise InputError(f"cannot load '{shown_name or Path(path).name}': not a readable Slicer scene (.mrb)")
+        return [n for n in self._scalar_volumes() if n.GetID() not in before]
+
+    def _scalar_volumes(self) -> list:
+        nodes = self.scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+        return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
+                if nodes.GetItemAsObject(i).GetClassName() == "vtkMRMLScalarVolumeNode"]
+
+    # ------------------------------------------------------------------ window / level
+    @staticmethod
+    def display(node):
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+        return node.GetDisplayNode()
+
+    @staticmethod
+    def scalar_range(node) -> Tuple[float, float]:
+        lo, hi = node.GetImageData().GetScalarRange()
+        return float(lo), float(hi)
+
+    def window_level(self, node) -> Tuple[float, float]:
+        d = self.display(node)
+        return float(d.GetWindow()), float(d.GetLevel())
+
+    def set_window_level(self, node, window: float, level: float) -> bool:
+        """Set a fixed window/level; False when it already had these values."""
+        d = self.display(node)
+        if abs(d.GetWindow() - window) < 1e-6 and abs(d.GetLevel() - level) < 1e-6:
+            return False  # unchanged (an automatic window/level stays automatic)
+        was = d.StartModify()
+        d.AutoWindowLevelOff()
+        d.SetWindowLevel(float(window), float(level))
+        d.EndModify(was)
+        return True
+
+    def auto_window_level(self, node) -> Tuple[float, float]:
+        """Slicer's automatic window/level (histogram-based); returns the values it chose."""
+        d = self.display(node)
+        d.AutoWindowLevelOn()
+        return self.window_level(node)
+
+    def apply_preset(self, node, preset: str) -> Tuple[float, float]:
+        if preset == "auto":
+            return self.auto_window_level(node)
+        if preset in PRESETS:
+            self.set_window_level(node, *PRESETS[preset])
+            return PRESETS[preset]
+        if preset == "custom":
+            return self.window_level(node)
+        raise InputError(f"unknown window/level preset '{preset}'; known: {', '.join(PRESET_CHOICES)}")
+
+    def slider_ranges(self, node) -> Dict[str, Tuple[float, float, float]]:
+        """Window and level slider (min, max, step) fitted to a volume's scalar range."""
+        lo, hi = self.scalar_range(node)
+        width = max(hi - lo, 1e-3)
+        step = 1.0 if width > 50 else (0.01 if width > 0.5 else width / 100.0)
+        return {
+            "window": (step, 2.0 * width, step),
+            "level": (lo - width / 2.0, hi + width / 2.0, step),
+        }
+
+    # ------------------------------------------------------------------ saving
+    def volume_bytes(self, node, suffix: str) -> Tuple[str, bytes]:
+        """The volume written as ``suffix`` (.nii.gz, .nrrd...): (file name, bytes)."""
+        from medsynth_mrml import write_node
+
+        if node is None:
+            raise InputError("no volume to save: load or choose a volume first")
+        filename = _safe_name(node.GetName()) + suffix
+        with tempfile.TemporaryDirectory(prefix="medsynth-studio-") as tmp:
+            path = write_node(node, Path(tmp) / filename)
+            return filename, path.read_bytes()
+
+    def scene_bytes(self, name: str = "MedSynthScene") -> Tuple[str, bytes]:
+        """The whole scene as a Slicer .mrb bundle: (file name, bytes)."""
+        filename = _safe_name(name) + ".mrb"
+        with tempfile.TemporaryDirectory(prefix="medsynth-studio-") as tmp:
+            path = Path(tmp) / filename
+            url, root = self.scene.GetURL(), self.scene.GetRootDirectory()
+            try:
+                self.scene.SetRootDirectory(tmp)
+                self.scene.SetURL(str(Path(tmp) / "scene.mrml"))
+                if not self.scene.WriteToMRB(str(path)) or not path.is_file():
+                    raise MedSynthError("Slicer could not write the scene as .mrb")
+            finally:
+                self.scene.SetURL(url or "")
+                self.scene.SetRootDirectory(root or "")
+            return filename, path.read_bytes()
+
+
+def _stem(name: str) -> str:
+    suffix = suffix_of(name)
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else name
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in (name or "volume"))
+    return keep.strip("._") or "volume"
+
+
+class VolumesPanel(StudioPanel):
+    """Active volume and overlay, window/level presets, upload and download."""
+
+    id = "volumes"
+    title = "Volumes"
+    icon = "mdi-cube-outline"
+    params = VOLUMES_PARAMS
+    inputs = (
+        NodeInput("volume", "Active volume", help="shown in the slice backgrounds and rendered in 3D"),
+        NodeInput("overlay", "Overlay (foreground)", none_allowed=True, help="shown over the active volume"),
+    )
+    actions = (
+        Action("reset_views", "Reset views", icon="mdi-fit-to-screen-outline", color="secondary"),
+        Action("save_nifti", "NIfTI", icon="mdi-download", kind="download", help="download the active volume as .nii.gz"),
+        Action("save_nrrd", "NRRD", icon="mdi-download", kind="download", help="download the active volume as .nrrd"),
+        Action("save_scene", "Scene .mrb", icon="mdi-download", kind="download", help="download the whole scene"),
+    )
+    logic_class = VolumesLib
+
+    def __init__(self, studio) -> None:
+        super().__init__(studio)
+        self._upload_files: List[dict] = []
+        self._shown_volume_id = ""
+
+    # ------------------------------------------------------------------ live
+    def update(self, values: Dict[str, Any], changed: str) -> None:
+        lib: VolumesLib = self.logic
+        node = self.node("volume")
+        if changed == "volume":
+            self._show_active(node)
+            return
+        if changed in ("overlay", "overlay_opacity"):
+            self.studio.set_foreground(self.node("overlay"), values["overlay_opacity"])
+            return
+        if changed == "show_3d":
+            self._show_3d(node, values["show_3d"])
+            return
+        if node is None:
+            return
+        if changed == "preset":
+            if values["preset"] == "custom":
+                return
+            window, level = lib.apply_preset(node, values["preset"])
+            self.set_values(window=window, level=level)
+        elif changed in ("window", "level"):
+            if lib.set_window_level(node, values["window"], values["level"]):
+                preset = values["preset"]
+                if preset == "auto" or (preset in PRESETS and PRESETS[preset] != (values["window"], values["level"])):
+                    self.set_values(preset="custom")
+        self.studio.render()
+
+    def _show_active(self, node) -> None:
+        if node is None or node.GetImageData() is None:
+            self._shown_volume_id = ""
+            return
+        lib: VolumesLib = self.logic
+        new = node.GetID() != self._shown_volume_id
+        self._shown_volume_id = node.GetID()
+        self.studio.show_volume(node, reset_views=new)
+        self._show_3d(node, bool(self.state[self.key("show_3d")]))
+        ranges = lib.slider_ranges(node)
+        for name, (lo, hi, step) in ranges.items():
+            self.set_range(name, lo, hi, step)
+        window, level = lib.window_level(node)
+        auto = bool(lib.display(node).GetAutoWindowLevel())
+        self.set_values(window=window, level=level, preset="auto" if auto else "custom")
+
+    def _show_3d(self, node, visible: bool) -> None:
+        if node is None:
+            return
+        vr = self.studio.slicer_app.volume_rendering
+        if vr.has_vr_display_node(node):
+            vr.get_vr_display_node(node).SetVisibility(bool(visible))
+        self.studio.render()
+
+    def on_scene_changed(self) -> None:
+        before = self.state[self.key("volume")]
+        self.refresh_inputs()
+        if self.state[self.key("volume")] != before or self._shown_volume_id != self.state[self.key("volume")]:
+            self._show_active(self.node("volume"))
+
+    # ------------------------------------------------------------------ actions
+    def on_reset_views(self, values: Dict[str, Any]) -> None:
+        self.studio.reset_views()
+
+    def download_save_nifti(self, values: Dict[str, Any]) -> Tuple[str, bytes]:
+        return self.logic.volume_bytes(self.node("volume"), ".nii.gz")
+
+    def download_save_nrrd(self, values: Dict[str, Any]) -> Tuple[str, bytes]:
+        return self.logic.volume_bytes(self.node("volume"), ".nrrd")
+
+    def download_save_scene(self, values: Dict[str, Any]) -> Tuple[str, bytes]:
+        return self.logic.scene_bytes()
+
+    # ------------------------------------------------------------------ upload
+    def load_task(self, files: Sequence[dict]) -> Tuple[Callable, Callable]:
+        """The long action for uploaded files (dicts with ``name`` and ``content``): compute + on_done."""
+        from trame.app.file_upload import ClientFile
+
+        uploads = [ClientFile(f) for f in files]
+        if not uploads:
+            raise InputError("no file received")
+        for upload in uploads:
+            VolumesLib.check_loadable(upload.name or "")
+            if upload.is_empty or not upload.content:
+                raise InputError(f"cannot load '{upload.name}': the file is empty")
+        tmp = tempfile.mkdtemp(prefix="medsynth-upload-")
+
+        def compute(progress, cancel: CancelToken):
+            reporter = Reporter(progress, cancel)
+            out = []
+            for n, upload in enumerate(uploads):
+                sub = reporter.sub(n / len(uploads), (n + 1) / len(uploads))
+                path = Path(tmp) / _safe_name(upload.name)
+                path.write_bytes(upload.content)
+                if suffix_of(upload.name) in SCENE_SUFFIXES:
+                    out.append((upload.name, path))  # scenes are read on the main thread
+                else:
+                    out.append((upload.name, VolumesLib.read(path, upload.name, sub)))
+                sub.step(1.0, f"loaded {upload.name}")
+            return out
+
+        def on_done(results) -> None:
+            try:
+                nodes = []
+                for name, item in results:
+                    if isinstance(item, Volume):
+                        nodes.append(self.logic.add_volume(item))
+                    else:
+                        nodes.extend(self.logic.load_scene(item, shown_name=name))
+                if nodes:
+                    self.select_node("volume", nodes[-1])
+            finally:
+                _remove_tree(tmp)
+
+        def compute_and_clean(progress, cancel):
+            try:
+                return compute(progress, cancel)
+            except BaseException:
+                _remove_tree(tmp)
+                raise
+
+        return compute_and_clean, on_done
+
+    def load_uploads(self, files: Sequence[dict]):
+        """Start loading uploaded files as a long action; a bad file shows an error in the panel."""
+        self.show_error("")
+        try:
+            compute, on_done = self.load_task(files)
+        except Exception as exc:  # noqa: BLE001 - shown in the page
+            from .tasks import error_text
+
+            self.show_error(error_text(exc))
+            return None
+        names = ", ".join(f.get("name", "?") for f in files)
+        return self.tasks.start(compute, on_done, f"Loading {names}")
+
+    async def _on_upload_chunk(self, files: List[dict]) -> None:
+        if files:
+            self._upload_files.extend(files)
+            return
+        files, self._upload_files = self._upload_files, []
+        if files:
+            task = self.load_uploads(files)
+            if task is not None:
+                await task
+
+    def _on_upload_end(self, status: str, message: Optional[str] = None) -> None:
+        if status != "success":
+            self.show_error(f"upload failed: {message or 'the browser could not send the file'}")
+
+    def build_extra(self) -> None:
+        from trame.widgets import vuetify3 as v3
+
+        server = self.studio.server
+        chunk = server.controller.trigger_name(self._on_upload_chunk)
+        end = server.controller.trigger_name(self._on_upload_end)
+        v3.VFileInput(
+            label="Load a volume (.nii.gz .nrrd .mha .mrb)",
+            multiple=True,
+            density="compact",
+            prepend_icon="mdi-file-upload",
+            hide_details="auto",
+            show_size=True,
+            disabled=(self.key("busy"),),
+            classes="mt-2 medsynth-upload",
+            change=(
+                "window.load_files_by_chunks($event.target.files, "
+                f"{{ trigger_name: '{chunk}' }})"
+                f".then(({{ status, errorMsg }}) => trigger('{end}', [status ? 'success' : 'failure', errorMsg]))"
+            ),
+        )
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
