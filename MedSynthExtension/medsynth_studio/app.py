@@ -108,6 +108,7 @@ class Studio:
             self.layout_manager.set_layout(studio_layout)
 
     def _on_ready(self, **_kwargs) -> None:
+        self.context.flush_scene_changes()
         self.state.studio_ready = True
 
     def _build_ui(self):

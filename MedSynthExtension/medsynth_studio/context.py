@@ -34,6 +34,7 @@ class StudioContext:
         self.panels: list = []
         self._scene_listeners: List[Callable[[], None]] = []
         self._pending = False
+        self._scheduled = False
         import slicer
 
         for event in (slicer.vtkMRMLScene.NodeAddedEvent, slicer.vtkMRMLScene.NodeRemovedEvent):
@@ -47,13 +48,14 @@ class StudioContext:
 
     def _on_node_event(self, *_args) -> None:
         # A node is announced before its voxels are set: refresh the panels later, once.
-        if self._pending:
-            return
         self._pending = True
+        if self._scheduled:
+            return
         try:
             import asyncio
 
             asyncio.get_running_loop().call_soon(self.flush_scene_changes)
+            self._scheduled = True
         except RuntimeError:  # no event loop (building, tests): flush_scene_changes() is called explicitly
             pass
 
@@ -62,6 +64,7 @@ class StudioContext:
 
     def flush_scene_changes(self) -> None:
         """Tell the panels about nodes added or removed since the last call (no-op when none)."""
+        self._scheduled = False
         if not self._pending:
             return
         if self.scene.IsBatchProcessing() or self.scene.IsClosing():

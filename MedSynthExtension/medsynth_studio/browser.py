@@ -1,0 +1,190 @@
+"""Drive ``medsynth studio`` in headless Chromium (Playwright) - shared by the browser tests and the benchmark.
+
+Nothing is downloaded: Playwright's Python package is pointed at the system Chromium
+(Debian ``chromium``, ``/usr/bin/chromium``); ``playwright install`` is never needed.
+The server runs as a subprocess on 127.0.0.1 and is stopped by its process id.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+CHROMIUM = os.environ.get("MEDSYNTH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Selector of the views' images (trame-rca image display areas inside the studio's layout grid).
+VIEW_IMAGES = ".medsynth-views img.image-display-area"
+
+# Statistics of every view image, drawn on a canvas (blob: images are same-origin, so readable).
+_VIEW_STATS_JS = """
+(sel) => Array.from(document.querySelectorAll(sel)).map((img) => {
+  const w = img.naturalWidth, h = img.naturalHeight;
+  if (!img.complete || !w || !h) return {w: 0, h: 0, mean: 0, std: 0};
+  const c = document.createElement('canvas'); c.width = w; c.height = h;
+  const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, w, h).data;
+  let s = 0, s2 = 0, n = 0;
+  for (let i = 0; i < d.length; i += 16) { const g = (d[i] + d[i + 1] + d[i + 2]) / 3; s += g; s2 += g * g; n++; }
+  const mean = s / n;
+  return {w: w, h: h, mean: mean, std: Math.sqrt(Math.max(s2 / n - mean * mean, 0)), src: img.src};
+})
+"""
+
+
+def missing_requirements() -> Optional[str]:
+    """Why the browser tests cannot run here, or None."""
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (Debian: apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright's Python package is missing (pip install playwright; never 'playwright install')"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StudioServer:
+    """``medsynth studio`` in a subprocess; ``with StudioServer() as server: server.url``.
+
+    Stopped by its process id (SIGTERM, then SIGKILL), even when the test fails.
+    """
+
+    def __init__(self, port: Optional[int] = None, data: Sequence[os.PathLike] = (), start_timeout: float = 120.0,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.port = port or free_port()
+        self.data = [str(p) for p in data]
+        self.start_timeout = start_timeout
+        self.env = dict(os.environ, **(env or {}))
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc: Optional[subprocess.Popen] = None
+        self.lines: List[str] = []
+        self.started_s = 0.0
+        self._ready = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> "StudioServer":
+        cmd = [sys.executable, "-m", "medsynth", "studio", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.data:
+            cmd += ["--data"] + self.data
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(self.start_timeout):
+            self.stop()
+            raise RuntimeError(f"medsynth studio did not start within {self.start_timeout:.0f} s:\n{self.output()}")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"medsynth studio exited with {self.proc.returncode}:\n{self.output()}")
+        self.started_s = time.perf_counter() - t0
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if "running at http" in line:
+                self._ready.set()
+        self._ready.set()  # exited: let start() report it
+
+    def output(self, last: int = 40) -> str:
+        return "\n".join(self.lines[-last:])
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self.proc.pid
+        try:
+            os.kill(pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> "StudioServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def launch_chromium(playwright):
+    """The system Chromium, headless, through Playwright (no browser download)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def view_stats(page) -> List[dict]:
+    """Per view image: size, mean and standard deviation of its grey values."""
+    return page.evaluate(_VIEW_STATS_JS, VIEW_IMAGES)
+
+
+def wait_for_views(page, count: int = 4, min_std: float = 2.0, timeout_s: float = 60.0) -> List[dict]:
+    """Wait until ``count`` views show an image that is not blank (grey-value std above ``min_std``)."""
+    deadline = time.perf_counter() + timeout_s
+    stats: List[dict] = []
+    while time.perf_counter() < deadline:
+        stats = view_stats(page)
+        if len(stats) >= count and sum(1 for s in stats if s["w"] > 0 and s["std"] > min_std) >= count:
+            return stats
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"views not shown within {timeout_s:.0f} s; last view stats: {stats}")
+
+
+def open_studio(page, url: str, count: int = 4, timeout_s: float = 60.0) -> float:
+    """Load the page and wait for the views; returns seconds from navigation start to the views shown."""
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=int(timeout_s * 1000))
+    wait_for_views(page, count=count, timeout_s=timeout_s)
+    return time.perf_counter() - t0
+
+
+def set_state(page, key: str, value) -> None:
+    """Change a trame state value as a control would (the server's @state.change listeners run)."""
+    page.evaluate("([k, v]) => window.trame.state.set(k, v)", [key, value])
+
+
+def get_state(page, key: str):
+    return page.evaluate("(k) => window.trame.state.get(k)", key)
+
+
+def _changed(a: dict, b: dict, min_delta: float) -> bool:
+    return abs(a["mean"] - b["mean"]) > min_delta or abs(a["std"] - b["std"]) > min_delta
+
+
+def wait_for_view_change(page, before: List[dict], index: Optional[int] = None, min_delta: float = 1.0,
+                         timeout_s: float = 20.0) -> float:
+    """Wait until view ``index`` (any view when None) differs from ``before``; returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        now = view_stats(page)
+        pairs = list(zip(now, before)) if index is None else [(now[index], before[index])] if len(now) > index else []
+        if any(_changed(a, b, min_delta) for a, b in pairs):
+            return time.perf_counter() - t0
+        page.wait_for_timeout(20)
+    raise TimeoutError(f"view {'any' if index is None else index} did not change within {timeout_s:.0f} s")
