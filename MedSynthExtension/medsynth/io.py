@@ -15,7 +15,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -140,6 +140,21 @@ def read_volume(
     if check_finite:
         volume.check_finite()
     return volume
+
+
+def read_metadata(path: PathLike) -> Dict[str, str]:
+    """Header entries of one image file without reading its pixels (DICOM tags as ``'gggg|eeee'``,
+    e.g. ``'0028|0004'`` PhotometricInterpretation); raises :class:`InputError` when unreadable."""
+    p = Path(os.fspath(path))
+    if not p.is_file():
+        raise InputError(f"input not found: {p}")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read {p}: {_first_line(exc)}") from None
+    return {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
 
 
 def _read_dicom_series(folder: Path, series_uid: Optional[str]) -> sitk.Image:

@@ -1,0 +1,119 @@
+"""Shape measures of a nodule mask (numpy + scipy), size-free.
+
+* ``roundness``: sqrt(smallest / largest eigenvalue) of the voxel coordinate covariance (1 = no elongation);
+  the readers' LIDC *sphericity* (1 linear, 3 ovoid, 5 round) is mostly this.
+* ``lobulation``: mid-frequency bumps of the outline.  The radial profile r(u) (outermost boundary along 400
+  directions u from the centroid) minus its least-squares ellipsoid fit, over mean r, smoothed over 25 degrees on
+  the sphere; the measure is its standard deviation.  Elongation is in the ellipsoid, so it does not count.
+* ``spiculation``: narrow outward spikes: mean of the positive part of (residual - residual smoothed over
+  25 degrees).
+* ``solidity``: volume / convex-hull volume (1 = convex), reported for reference.
+
+All take a boolean mask on an isotropic grid; radii are relative to the mean radius, so the measures do not
+depend on the voxel size (beyond sampling).  On LIDC (800 random annotations) their Spearman correlations with
+the readers' scores are modest (readers disagree; see the model card): roundness vs sphericity +0.36,
+lobulation vs lobulation +0.24, spiculation vs spiculation +0.21.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Dict
+
+import numpy as np
+from scipy import ndimage
+
+MEASURE_NAMES = ("roundness", "lobulation", "spiculation", "solidity")
+
+
+@lru_cache(maxsize=4)
+def _directions(n: int = 400) -> np.ndarray:
+    """Fibonacci sphere: n unit vectors, (n, 3)."""
+    i = np.arange(n) + 0.5
+    phi = np.arccos(1 - 2 * i / n)
+    theta = np.pi * (1 + 5**0.5) * i
+    return np.stack([np.cos(phi), np.sin(phi) * np.sin(theta), np.sin(phi) * np.cos(theta)], axis=1)
+
+
+@lru_cache(maxsize=8)
+def _smoothing_matrix(n: int, degrees: float) -> np.ndarray:
+    d = _directions(n)
+    cosang = np.clip(d @ d.T, -1, 1)
+    w = np.exp(-((np.arccos(cosang) / np.deg2rad(degrees)) ** 2))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def roundness(mask: np.ndarray) -> float:
+    pts = np.argwhere(mask).astype(float)
+    if len(pts) < 4:
+        return 1.0
+    ev = np.linalg.eigvalsh(np.cov(pts.T))
+    return float(np.sqrt(max(ev[0], 1e-9) / max(ev[-1], 1e-9)))
+
+
+def solidity(mask: np.ndarray) -> float:
+    from scipy.spatial import ConvexHull
+
+    # the outer voxel corners of boundary voxels span the voxel union's hull
+    edge = mask & ~ndimage.binary_erosion(mask)
+    pts = np.argwhere(edge).astype(float)
+    if len(pts) < 4:
+        return 1.0
+    corners = (pts[:, None, :] + (np.indices((2, 2, 2)).reshape(3, -1).T - 0.5)[None]).reshape(-1, 3)
+    try:
+        hull = ConvexHull(corners)
+    except Exception:  # degenerate (flat) masks
+        return 1.0
+    return float(mask.sum() / hull.volume)
+
+
+def equivalent_diameter(mask: np.ndarray, spacing=(1.0, 1.0, 1.0)) -> float:
+    return float((6.0 * mask.sum() * float(np.prod(spacing)) / np.pi) ** (1.0 / 3.0))
+
+
+def radial_profile(mask: np.ndarray, n: int = 400) -> np.ndarray:
+    """Outermost boundary radius along ``n`` directions from the centroid (voxel units)."""
+    c = np.argwhere(mask).mean(axis=0)
+    d = _directions(n)
+    rmax = float(np.linalg.norm(mask.shape))
+    steps = np.arange(0.0, rmax, 0.25)
+    pts = c[None, None, :] + steps[None, :, None] * d[:, None, :]  # (n, s, 3)
+    vals = ndimage.map_coordinates(mask.astype(np.float32), pts.reshape(-1, 3).T, order=1, cval=0.0)
+    inside = vals.reshape(n, len(steps)) >= 0.5
+    last = np.where(inside.any(axis=1), len(steps) - 1 - np.argmax(inside[:, ::-1], axis=1), 0)
+    return steps[last] + 0.125
+
+
+@lru_cache(maxsize=4)
+def _quadric_design(n: int = 400) -> np.ndarray:
+    d = _directions(n)
+    return np.stack([d[:, 0] ** 2, d[:, 1] ** 2, d[:, 2] ** 2, 2 * d[:, 0] * d[:, 1], 2 * d[:, 0] * d[:, 2],
+                     2 * d[:, 1] * d[:, 2]], axis=1)
+
+
+def ellipsoid_residual(r: np.ndarray) -> np.ndarray:
+    """(r - r_ellipsoid) / mean r, with the ellipsoid (centred) fitted to 1/r^2 by least squares."""
+    q = _quadric_design(len(r))
+    coef, *_ = np.linalg.lstsq(q, 1.0 / np.maximum(r, 1e-3) ** 2, rcond=None)
+    r_ell = 1.0 / np.sqrt(np.clip(q @ coef, 1e-6, None))
+    return (r - r_ell) / max(float(r.mean()), 1e-6)
+
+
+def measure_mask(mask: np.ndarray, with_solidity: bool = True) -> Dict[str, float]:
+    """:data:`MEASURE_NAMES` for one boolean mask (isotropic voxels)."""
+    mask = np.asarray(mask, bool)
+    if mask.sum() < 4:
+        return {"roundness": 1.0, "lobulation": 0.0, "spiculation": 0.0, "solidity": 1.0}
+    e = ellipsoid_residual(radial_profile(mask))
+    e25 = _smoothing_matrix(len(e), 25.0) @ e
+    out = {
+        "roundness": roundness(mask),
+        "lobulation": float(np.std(e25)),
+        "spiculation": float(np.mean(np.clip(e - e25, 0, None))),
+    }
+    out["solidity"] = solidity(mask) if with_solidity else float("nan")
+    return out
+
+
+def measure_field(field: np.ndarray, level: float = 0.0, with_solidity: bool = True) -> Dict[str, float]:
+    return measure_mask(np.asarray(field) < level, with_solidity)

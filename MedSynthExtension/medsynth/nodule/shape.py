@@ -1,0 +1,114 @@
+"""Nodule shapes at inference: the shipped ONNX decoder + latent steering (numpy + ONNX Runtime, no torch).
+
+``ShapeModel.field(seed, sphericity, lobulation, spiculation)`` returns a ``GRID``^3 float32 field
+(negative inside, ``clip(signed distance in grid voxels / SDF_CLIP, -1, 1)``) of a nodule with unit
+equivalent diameter = ``UNIT_VOXELS`` grid voxels.  Results are cached, so moving the diameter or
+texture slider never decodes again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelError
+from ..runtime import ModelEntry, get_entry, load_entry
+from .latent import LatentSpace
+
+MODEL_ID = "nodule-shape-vae"
+ENCODER_ID = "nodule-shape-vae-encoder"
+
+
+class ShapeModel:
+    """Decoder session + latent space; ``entry`` defaults to the manifest entry :data:`MODEL_ID`."""
+
+    def __init__(self, entry: Optional[ModelEntry] = None, encoder_entry: Optional[ModelEntry] = None,
+                 cache_size: int = 64) -> None:
+        self.entry = entry if entry is not None else get_entry(MODEL_ID)
+        latent_file = self.entry.extra.get("latent_file")
+        if not latent_file:
+            raise ModelError(f"manifest entry '{self.entry.id}' has no latent_file")
+        path = self.entry.folder / latent_file
+        if not path.is_file():
+            raise ModelError(f"latent directions of '{self.entry.id}' are missing: {path}")
+        self.latent = LatentSpace.load(path)
+        self.grid = int(self.latent.data.get("grid", 32))
+        self.unit_voxels = float(self.latent.data.get("unit_voxels", 16.0))
+        self.sdf_clip = float(self.latent.data.get("sdf_clip", 8.0))
+        self._encoder_entry = encoder_entry
+        self._session = load_entry(self.entry, device="cpu")
+        self._cache: "OrderedDict[Tuple, np.ndarray]" = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ decoding
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latent codes (N, L) or (L,) -> fields (N, G, G, G) float32."""
+        z = np.atleast_2d(np.asarray(z, np.float32))
+        out = self._session.run({self._session.input_names[0]: z})[0]
+        return out[:, 0]
+
+    def code(self, seed: int, sphericity: float = 0.0, lobulation: float = 0.0, spiculation: float = 0.0) -> np.ndarray:
+        return self.latent.code(seed, sphericity, lobulation, spiculation)
+
+    def field(self, seed: int, sphericity: float = 0.0, lobulation: float = 0.0, spiculation: float = 0.0) -> np.ndarray:
+        """The (cached) decoded field of a seed and three slider values. Do not modify the returned array."""
+        key = (int(seed), round(float(sphericity), 4), round(float(lobulation), 4), round(float(spiculation), 4))
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        f = self.decode(self.code(*key))[0]
+        f.setflags(write=False)
+        with self._lock:
+            self._cache[key] = f
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return f
+
+    # ------------------------------------------------------------------ encoding (evaluation)
+    def encode(self, fields: np.ndarray, batch: int = 64) -> np.ndarray:
+        """Fields (N, G, G, G) -> latent means (N, L) with the shipped encoder (for evaluation)."""
+        entry = self._encoder_entry if self._encoder_entry is not None else get_entry(ENCODER_ID)
+        sess = load_entry(entry, device="cpu")
+        f = np.asarray(fields, np.float32)
+        outs = [sess.run({sess.input_names[0]: f[i : i + batch, None]})[0] for i in range(0, len(f), batch)]
+        return np.concatenate(outs)
+
+    # ------------------------------------------------------------------ helpers
+    def unit_level(self, field: np.ndarray) -> float:
+        """Threshold at which ``field < level`` holds the unit sphere's voxel count."""
+        return unit_level(field, self.unit_voxels)
+
+
+def unit_level(field: np.ndarray, unit_voxels: float = 16.0) -> float:
+    n = int(round(np.pi / 6.0 * unit_voxels**3))
+    flat = np.sort(np.asarray(field, np.float32).ravel())
+    n = min(max(n, 1), flat.size - 1)
+    return float(0.5 * (flat[n - 1] + flat[n]))
+
+
+_default: Dict[str, ShapeModel] = {}
+_default_lock = threading.Lock()
+
+
+def default_shape_model() -> ShapeModel:
+    """The shipped shape model (loaded once per process)."""
+    entry = get_entry(MODEL_ID)
+    key = f"{entry.path}:{entry.sha256}"
+    with _default_lock:
+        model = _default.get(key)
+        if model is None:
+            model = ShapeModel(entry)
+            _default.clear()
+            _default[key] = model
+        return model
+
+
+def model_folder_of(model: ShapeModel) -> Path:
+    return model.entry.folder
