@@ -10,4 +10,5 @@ COMMAND_MODULES = [
     "medsynth.commands.demo",
     "medsynth.commands.evaluate",
     "medsynth.commands.studio",
+    "medsynth.pet.cli",
 ]

@@ -46,7 +46,7 @@ def lps_to_ras_matrix(m_lps: np.ndarray) -> np.ndarray:
 
 def affine_to_matrix(transform: sitk.Transform) -> np.ndarray:
     """The 4x4 (LPS) matrix of a SimpleITK matrix-offset transform (Euler, Similarity, Affine...)."""
-    t = transform
+    t = transform.Downcast() if hasattr(transform, "Downcast") else transform
     if t.GetName() == "CompositeTransform":
         m = np.eye(4)
         comp = sitk.CompositeTransform(t)

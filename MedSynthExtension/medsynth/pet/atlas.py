@@ -10,8 +10,10 @@ Sources (only permissively licensed ones are used for anything shipped):
 
 * AAL (Tzourio-Mazoyer et al., NeuroImage 2002; the 1 mm ``aal.nii.gz`` of MRIcron), "free with citation":
   caudate, putamen, pallidum, thalamus, cerebellar hemispheres and the cortical parcels grouped below.
-* MNI ICBM152 2009a symmetric T1 and GM/WM probability maps (Fonov et al., NeuroImage 2011; BSD-3 style
-  MNI terms, free with attribution): tissue maps, brain hull, the extracerebral head.
+* MNI ICBM152 2009a symmetric GM/WM probability maps (Fonov et al., NeuroImage 2011; BSD-3 style MNI terms,
+  free with attribution): tissue maps and the brain hull.
+* Colin27 T1 with scalp (Holmes et al., J Comput Assist Tomogr 1998; the 1 mm ``colin27_ch2_1mm`` of MRIcron,
+  BSD-3 package): the extracerebral head.
 
 Harvard-Oxford and Neuromorphometrics (non-commercial/academic terms) are *not* used.
 
@@ -30,7 +32,7 @@ Region definitions (approximate, documented, not expert-drawn):
 * posterior_parietal: AAL superior/inferior parietal, supramarginal, angular gyri, precuneus; GM >= 0.3.
 * occipital: AAL calcarine, cuneus, lingual, superior/middle/inferior occipital; GM >= 0.3.
 * other_brain: the rest of the brain hull (smoothed GM+WM >= 0.4, holes filled: includes ventricles).
-* head: the extracerebral head from the MNI T1 (scalp, skull, face), for simulating extracerebral uptake.
+* head: the extracerebral head (scalp, skull, face) from the Colin27 T1, for simulating extracerebral uptake.
 """
 
 from __future__ import annotations
@@ -202,7 +204,7 @@ def _load_atlas(folder: str) -> PetAtlas:
 
 # --------------------------------------------------------------------------- building (from ../shared/data)
 SOURCES = {
-    "t1": "mri/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+    "t1": "mri/colin27_ch2_1mm.nii.gz",
     "gm": "mri/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
     "wm": "mri/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
     "aal": "atlas/aal.nii.gz",
@@ -266,7 +268,7 @@ def build_atlas(shared_dir: Union[str, Path]) -> Tuple[Volume, Volume, Volume, d
     brain = tissue >= 0.4
     brain = sitk.GetArrayFromImage(sitk.BinaryFillhole(sitk.GetImageFromArray(brain.astype(np.uint8)))) > 0
     brain = _largest_component(brain)
-    # head: the MNI T1 (with scalp) above a low threshold, filled slice by slice
+    # head: the Colin27 T1 (with scalp) above a low threshold, filled slice by slice
     t1s = gaussian_array(grid, t1, 2.0)
     head = t1s > 0.12 * float(np.percentile(t1s[brain], 95))
     head = _largest_component(_fill_holes_2d(head)) | brain
@@ -330,9 +332,11 @@ def build_atlas(shared_dir: Union[str, Path]) -> Tuple[Volume, Volume, Volume, d
         "sources": {
             "AAL": "Tzourio-Mazoyer N. et al., NeuroImage 15:273-289 (2002); aal.nii.gz from MRIcron "
             "(Debian mricron-data); free with citation",
-            "MNI ICBM152 2009a symmetric T1 and GM/WM maps": "Fonov V. et al., NeuroImage 54:313-327 (2011); "
+            "MNI ICBM152 2009a symmetric GM/WM maps": "Fonov V. et al., NeuroImage 54:313-327 (2011); "
             "Fonov V. et al., NeuroImage 47:S102 (2009); (c) McConnell Brain Imaging Centre, MNI; "
             "BSD-3 style terms, free with attribution (via nilearn)",
+            "Colin27 T1 with scalp (head outline only)": "Holmes C.J. et al., J Comput Assist Tomogr 22:324-333 "
+            "(1998); colin27_ch2_1mm from MRIcron (Debian mricron-data), BSD-3",
         },
         "not_used": "Harvard-Oxford and Neuromorphometrics (non-commercial / academic terms)",
         "built_by": "scripts/make_pet_atlas.py",
