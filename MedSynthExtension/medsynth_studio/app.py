@@ -31,15 +31,6 @@ def sample_files() -> List[Path]:
     return [folder / name for name in SAMPLE_FILES if (folder / name).is_file()]
 
 
-def configure_headless_rendering() -> None:
-    """Without a display, let VTK render off screen (EGL, else OSMesa) instead of failing on X."""
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or sys.platform != "linux":
-        return
-    if "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ:
-        # VTK's Linux default tries X, then EGL, then OSMesa; naming EGL skips the X attempt.
-        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
-
-
 class Studio:
     """The web app: a trame server, the Slicer core app with its views, and the panels.
 
@@ -164,7 +155,6 @@ class Studio:
 
 def build_studio(data: Sequence[os.PathLike] = (), server=None, **kwargs) -> Studio:
     """A studio with ``data`` loaded (the sample data when empty)."""
-    configure_headless_rendering()
     studio = Studio(server=server, **kwargs)
     files = list(data) or sample_files()
     if files:

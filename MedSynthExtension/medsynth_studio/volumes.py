@@ -96,10 +96,28 @@ class VolumesLib:
         return [self.add_volume(self.read(path))]
 
     def load_scene(self, path: os.PathLike, shown_name: Optional[str] = None) -> list:
-        """Add the nodes of a Slicer .mrb scene to this scene; returns its scalar volume nodes."""
+        """Add the nodes of a Slicer .mrb scene to this scene; returns its new scalar volume nodes."""
+        import zipfile
+
+        shown = shown_name or Path(path).name
         before = {n.GetID() for n in self._scalar_volumes()}
-        if not self.scene.ReadFromMRB(str(path), False):
-            raise InputError(f"cannot load '{shown_name or Path(path).name}': not a readable Slicer scene (.mrb)")
+        count = self.scene.GetNumberOfNodes()
+        url = self.scene.GetURL()
+        try:
+            with tempfile.TemporaryDirectory(prefix="medsynth-mrb-") as tmp:
+                with zipfile.ZipFile(path) as archive:
+                    archive.extractall(tmp)  # zipfile drops absolute and '..' parts of member names
+                mrml = next(iter(sorted(Path(tmp).rglob("*.mrml"))), None)
+                if mrml is None:
+                    raise InputError(f"cannot load '{shown}': no .mrml scene inside the .mrb")
+                self.scene.SetURL(str(mrml))
+                # Import() reports 0 for a scene without Slicer's IO logics even when the nodes came in
+                if not self.scene.Import() and self.scene.GetNumberOfNodes() == count:
+                    raise InputError(f"cannot load '{shown}': Slicer could not import the scene")
+        except zipfile.BadZipFile:
+            raise InputError(f"cannot load '{shown}': not a readable Slicer scene (.mrb is a zip file)") from None
+        finally:
+            self.scene.SetURL(url or "")
         return [n for n in self._scalar_volumes() if n.GetID() not in before]
 
     def _scalar_volumes(self) -> list:
