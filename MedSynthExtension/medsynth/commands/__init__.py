@@ -11,4 +11,5 @@ COMMAND_MODULES = [
     "medsynth.commands.evaluate",
     "medsynth.commands.studio",
     "medsynth.pet.cli",
+    "medsynth.superres.cli",
 ]

@@ -10,6 +10,7 @@ import importlib
 from typing import List
 
 EVALUATOR_MODULES: List[str] = []
+EVALUATOR_MODULES.append("medsynth.superres.evaluate")
 
 
 def register(sub) -> None:

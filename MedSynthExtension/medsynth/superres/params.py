@@ -1,0 +1,43 @@
+"""User-facing parameters of slice super-resolution (CLI, Slicer panel and web panel derive from these)."""
+
+from __future__ import annotations
+
+from ..params import Param
+
+AXES = ("auto", "i", "j", "k")
+METHODS = ("sainr", "bspline", "linear")
+
+SUPERRES_PARAMS = (
+    Param(
+        "spacing",
+        float,
+        1.0,
+        "Target spacing",
+        minimum=0.3,
+        maximum=10.0,
+        step=0.05,
+        unit="mm",
+        help="slice spacing wanted along the axis (rounded so the span divides evenly; the exact value is reported)",
+        live=True,
+    ),
+    Param(
+        "axis",
+        str,
+        "auto",
+        "Axis",
+        choices=AXES,
+        help="voxel axis whose spacing is reduced; auto = the axis with the largest spacing",
+        live=True,
+    ),
+    Param(
+        "method",
+        str,
+        "sainr",
+        "Method",
+        choices=METHODS,
+        help="sainr = learned spatial-attention implicit representation; bspline / linear = SimpleITK baselines",
+        live=True,
+    ),
+)
+
+__all__ = ["AXES", "METHODS", "SUPERRES_PARAMS"]
