@@ -27,14 +27,15 @@ def annotations_for(params: Iterable[Param]) -> Dict[str, Any]:
 def parameter_node_class(class_name: str, params: Iterable[Param], nodes: Optional[Dict[str, Any]] = None):
     """Build a ``@parameterNodeWrapper`` class with one field per parameter plus node references.
 
-    ``nodes`` maps field names to MRML node classes (for example
-    ``{"inputVolume": slicer.vtkMRMLScalarVolumeNode}``); they are Optional references.
+    ``nodes`` maps field names to MRML node classes or class names (for example
+    ``{"inputVolume": "vtkMRMLScalarVolumeNode"}``); they are Optional references.
     """
     from typing import Optional as _Optional
 
+    import slicer
     from slicer.parameterNodeWrapper import parameterNodeWrapper
 
-    ann = {name: _Optional[cls] for name, cls in (nodes or {}).items()}
+    ann = {name: _Optional[getattr(slicer, cls) if isinstance(cls, str) else cls] for name, cls in (nodes or {}).items()}
     ann.update(annotations_for(params))
     cls = type(class_name, (), {"__annotations__": ann, "__module__": __name__})
     return parameterNodeWrapper(cls)
