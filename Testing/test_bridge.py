@@ -329,3 +329,17 @@ def test_none_and_empty_nodes_raise_clear_input_errors(scene):
         bridge.markups_from_points(scene, np.zeros((2, 2)))
     with pytest.raises(InputError, match="components"):
         bridge.node_from_volume(scene, ROUND_TRIP_CASES["rgb"], node_class="vtkMRMLScalarVolumeNode")
+
+
+def test_update_node_region_writes_only_the_region(scene):
+    vol = Volume(np.zeros((4, 5, 6), np.int16), make_ijk_to_ras((1, 2, 3), (1, 2, 3)), name="r")
+    node = bridge.node_from_volume(scene, vol)
+    region = (slice(1, 3), slice(0, 2), slice(4, 6))
+    bridge.update_node_region(node, region, np.full((2, 2, 2), 7, np.int16))
+    back = bridge.volume_from_node(node)
+    expected = vol.array.copy()
+    expected[region] = 7
+    np.testing.assert_array_equal(back.array, expected)
+    np.testing.assert_array_equal(back.ijk_to_ras, vol.ijk_to_ras)
+    with pytest.raises(InputError, match="differ in shape"):
+        bridge.update_node_region(node, region, np.zeros((1, 1, 1)))

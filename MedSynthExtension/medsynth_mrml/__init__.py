@@ -25,6 +25,7 @@ from .bridge import (
     segment_label_values,
     segmentation_node_from_labels,
     update_node_from_volume,
+    update_node_region,
     volume_from_node,
     write_node,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "segment_label_values",
     "segmentation_node_from_labels",
     "update_node_from_volume",
+    "update_node_region",
     "volume_from_node",
     "write_node",
 ]

@@ -350,6 +350,23 @@ def update_node_from_volume(node: "slicer.vtkMRMLVolumeNode", volume: Volume) ->
 
 
 # =========================================================================== segmentations
+def update_node_region(
+    node: "slicer.vtkMRMLVolumeNode", region: Tuple[slice, ...], values: np.ndarray
+) -> "slicer.vtkMRMLVolumeNode":
+    """Write ``values`` into the ``[k, j, i]`` ``region`` of a node's voxels, in place, and signal the change.
+
+    For live previews: only the region is copied, the geometry is untouched.
+    """
+    _require_volume_node(node)
+    array = slicer.util.arrayFromVolume(node)  # a view on the node's voxels
+    target = array[tuple(region)]
+    if target.shape != np.shape(values):
+        raise InputError(f"region {target.shape} and values {np.shape(values)} differ in shape")
+    target[...] = values
+    slicer.util.arrayFromVolumeModified(node)
+    return node
+
+
 def _segments_logic():
     return slicer.vtkSlicerSegmentationsModuleLogic
 
