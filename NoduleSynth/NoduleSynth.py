@@ -1,0 +1,156 @@
+"""NoduleSynth: controllable lung nodules on chest CT and chest radiographs, live in the viewer.
+
+Thin module file: the panel and the Slicer self-test. The logic is in
+``NoduleSynthLib`` (takes the scene; usable from the Python console and under the
+slicer-core wheel), the algorithm in ``medsynth.nodule``.
+"""
+
+import os
+import sys
+
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
+
+_EXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MedSynthExtension")
+if os.path.isdir(_EXT) and _EXT not in sys.path:
+    sys.path.append(_EXT)
+
+from medsynth_slicer.widget import MedSynthModuleWidget  # noqa: E402
+from NoduleSynthLib import NODE_REFERENCES, PARAMS, NoduleSynthLogic  # noqa: E402
+
+CITATION = (
+    "Image synthesis with disentangled attributes for chest X-ray nodule augmentation and detection, "
+    "Medical Image Analysis 2023; Nodule synthesis and selection for augmenting chest X-ray nodule detection, "
+    "PRCV 2021."
+)
+
+
+class NoduleSynth(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Nodule Synthesis"
+        self.parent.categories = ["MedSynth"]
+        self.parent.dependencies = ["MedSynthExtension"]
+        self.parent.contributors = ["MedSynth developers"]
+        self.parent.helpText = (
+            "Inserts synthetic lung nodules into a chest CT (in HU) or a chest radiograph (in the Beer-Lambert "
+            "log domain), with sliders for diameter, texture (solid, part-solid, ground glass), and shape "
+            "(sphericity, lobulation, spiculation from a shape model learned on LIDC-IDRI reader outlines). "
+            "Place a point, move the sliders (with <i>Live</i> on the output updates at once), press "
+            "<i>Add nodule</i> to keep it; <i>Undo</i> removes the last one. The input volume is never "
+            "modified.<br><br>" + CITATION
+        )
+        self.parent.acknowledgementText = "MedSynth. LIDC-IDRI annotations (CC BY 3.0). Method: " + CITATION
+
+
+class NoduleSynthWidget(MedSynthModuleWidget):
+    PARAMS = PARAMS
+    NODE_REFERENCES = NODE_REFERENCES
+    LOGIC_CLASS = NoduleSynthLogic
+    APPLY_TEXT = "Add nodule"
+
+    def setupModule(self):
+        self._observedPointList = None
+        self.ui.undoButton.connect("clicked(bool)", self.onUndo)
+        self.ui.progressBar.hide()
+
+    def canApply(self):
+        return self.logic.session is not None
+
+    def _centre(self):
+        from medsynth_mrml import points_from_markups
+
+        pointList = self._parameterNode.pointList if self._parameterNode else None
+        if pointList is None or pointList.GetNumberOfControlPoints() == 0:
+            return None
+        return points_from_markups(pointList)[-1]
+
+    def updateGUIFromParameterNode(self):
+        pointList = self._parameterNode.pointList if self._parameterNode else None
+        self.ui.pointPlaceWidget.setCurrentNode(pointList)
+        if pointList is not self._observedPointList:
+            if self._observedPointList is not None:
+                self.removeObserver(self._observedPointList, slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+                                    self.onPointMoved)
+                self.removeObserver(self._observedPointList, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+                                    self.onPointMoved)
+            if pointList is not None:
+                self.addObserver(pointList, slicer.vtkMRMLMarkupsNode.PointModifiedEvent, self.onPointMoved)
+                self.addObserver(pointList, slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent, self.onPointMoved)
+            self._observedPointList = pointList
+        if self.ui.liveCheckBox.checked:
+            self.updateNodule()
+
+    def onPointMoved(self, caller=None, event=None):
+        if self.ui.liveCheckBox.checked:
+            self.updateNodule()
+
+    def updateNodule(self):
+        """Recompute the pending nodule (only its region) for the current sliders and point."""
+        inputNode = self._parameterNode.inputVolume if self._parameterNode else None
+        centre = self._centre()
+        if inputNode is None or centre is None:
+            return
+        with slicer.util.tryWithErrorDisplay("Nodule update failed.", waitCursor=False):
+            if self.logic.session is None or self.logic.input_node is not inputNode:
+                output = self.logic.start(inputNode)
+                slicer.util.setSliceViewerLayers(background=output, fit=False)
+            info = self.logic.update(self.values(), centre)
+            warnings = "; ".join(info.get("warnings", []))
+            self.ui.statusLabel.text = (
+                f"{len(self.logic.nodules)} kept; updated in {self.logic.lastUpdateMilliseconds:.0f} ms"
+                + (f". Warning: {warnings}" if warnings else "")
+            )
+            self.ui.applyButton.enabled = True
+
+    def onApplyOrCancel(self):
+        """Add nodule: keep the pending nodule and add its segment (fast: no background task)."""
+        with slicer.util.tryWithErrorDisplay("Could not add the nodule.", waitCursor=True):
+            if not self.ui.liveCheckBox.checked:
+                self.updateNodule()
+            info = self.logic.add()
+            self.ui.statusLabel.text = (
+                f"Nodule {info['label']} added ({len(self.logic.nodules)} in all)." if info else "No nodule to add."
+            )
+            if self.logic.segmentation_node is not None:
+                self.logic.segmentation_node.CreateClosedSurfaceRepresentation()
+
+    def onUndo(self):
+        with slicer.util.tryWithErrorDisplay("Undo failed.", waitCursor=True):
+            if self.logic.session is None:
+                return
+            info = self.logic.undo()
+            self.ui.statusLabel.text = (
+                f"Removed nodule {info['label']}; {len(self.logic.nodules)} left." if info else "Nothing to undo."
+            )
+
+
+class NoduleSynthTest(ScriptedLoadableModuleTest):
+    """Runs in Slicer (Reload and Test): live update, add, undo on a synthetic lung-like CT."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_live_add_undo()
+
+    def test_live_add_undo(self):
+        import numpy as np
+        from medsynth import Volume, make_ijk_to_ras
+        from medsynth_mrml import node_from_volume
+
+        arr = (-850 + 15 * np.random.default_rng(0).standard_normal((40, 48, 48))).astype(np.int16)
+        node = node_from_volume(slicer.mrmlScene, Volume(arr, make_ijk_to_ras((0.8, 0.8, 1.25), (-20, -20, -25))))
+        before = slicer.util.arrayFromVolume(node).copy()
+        logic = NoduleSynthLogic(slicer.mrmlScene)
+        out = logic.start(node)
+        for diameter in (6, 9, 12, 15, 18):  # the same nodule at five sizes
+            logic.update({"diameter_mm": diameter}, (0, 0, 0))
+        self.assertTrue((slicer.util.arrayFromVolume(out) != before).any())
+        logic.add()
+        self.assertEqual(logic.segmentation_node.GetSegmentation().GetNumberOfSegments(), 1)
+        logic.undo()
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(out), before)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), before)
+        self.delayDisplay("NoduleSynth self-test passed")

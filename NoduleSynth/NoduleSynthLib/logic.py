@@ -1,0 +1,138 @@
+"""NoduleSynth logic over MRML nodes: live nodule editing on a CT or radiograph node.
+
+From Slicer's Python console::
+
+    from NoduleSynthLib import NoduleSynthLogic
+    logic = NoduleSynthLogic(slicer.mrmlScene)
+    out, seg = logic.process(ctNode, ras=(-80, 20, -150), diameter_mm=12, texture="part-solid")
+
+Live editing (what the panel does)::
+
+    logic.start(ctNode)               # output volume node + "Nodules" segmentation beside the input
+    logic.update(values, ras)         # rewrites only the nodule's region of the output node
+    logic.add()                       # keeps it, adds segment "Nodule 1"
+    logic.undo()                      # removes the last kept nodule
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from medsynth.errors import InputError
+from medsynth.nodule import NoduleSession, NoduleSpec
+from medsynth_mrml import (
+    node_from_volume,
+    remove_node,
+    segmentation_node_from_labels,
+    update_node_region,
+    volume_from_node,
+)
+
+#: node references of the module's parameter node (name -> MRML class name)
+NODE_REFERENCES = {"inputVolume": "vtkMRMLScalarVolumeNode", "pointList": "vtkMRMLMarkupsFiducialNode"}
+
+NODULE_COLOURS = ((0.95, 0.3, 0.25), (0.25, 0.6, 0.95), (0.3, 0.85, 0.4), (0.95, 0.75, 0.2), (0.75, 0.4, 0.9))
+
+
+def photometric_of(node: Any) -> str:
+    """MONOCHROME1 when the node says so (DICOM attribute), else MONOCHROME2."""
+    for key in ("DICOM.PhotometricInterpretation", "MedSynth.PhotometricInterpretation"):
+        value = node.GetAttribute(key)
+        if value:
+            return str(value).strip().upper()
+    return "MONOCHROME2"
+
+
+class NoduleSynthLogic:
+    """Nodule insertion on volume nodes of ``scene``; the input node is never modified."""
+
+    def __init__(self, scene: Any) -> None:
+        self.scene = scene
+        self.session: Optional[NoduleSession] = None
+        self.input_node = None
+        self.output_node = None
+        self.segmentation_node = None
+        self.lastUpdateMilliseconds = float("nan")
+        self._last_region = None
+
+    # ------------------------------------------------------------------ live session
+    def start(self, input_node: Any, photometric: Optional[str] = None) -> Any:
+        """Begin editing ``input_node``: an output volume node (a copy) beside it. Returns the output node."""
+        volume = volume_from_node(input_node)
+        self.session = NoduleSession(volume, photometric=photometric or photometric_of(input_node))
+        self.input_node = input_node
+        self.output_node = node_from_volume(self.scene, self.session.output_volume(), reference_node=input_node,
+                                            suffix="nodules")
+        src, dst = input_node.GetDisplayNode(), self.output_node.GetDisplayNode()
+        if src is not None and dst is not None:
+            dst.SetAndObserveColorNodeID(src.GetColorNodeID())
+            dst.SetAutoWindowLevel(False)
+            dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+        self.segmentation_node = None
+        self._last_region = None
+        return self.output_node
+
+    def _require_session(self) -> NoduleSession:
+        if self.session is None:
+            raise InputError("no nodule session: call start(input_node) first")
+        return self.session
+
+    def update(self, values: Dict[str, Any], ras: Optional[Sequence[float]] = None) -> Dict[str, Any]:
+        """Recompute the pending nodule and write only the changed region into the output node."""
+        session = self._require_session()
+        t0 = time.perf_counter()
+        result = session.update(NoduleSpec.from_values(values), ras)
+        region = session.region_union(self._last_region, result.roi)
+        update_node_region(self.output_node, region, session.output[region])
+        self._last_region = result.roi
+        self.lastUpdateMilliseconds = 1000 * (time.perf_counter() - t0)
+        return result.info
+
+    def add(self) -> Optional[Dict[str, Any]]:
+        """Keep the pending nodule and add its segment. Returns its info (None when none is pending)."""
+        info = self._require_session().commit()
+        if info is not None:
+            self._last_region = None
+            self._refresh_segmentation()
+        return info
+
+    def undo(self) -> Optional[Dict[str, Any]]:
+        """Remove the last kept nodule (and a pending one) from the output and the segmentation."""
+        session = self._require_session()
+        info = session.undo()
+        # a click, not a slider: refreshing the whole output is cheap enough and always right
+        update_node_region(self.output_node, (slice(None),) * 3, session.output)
+        self._last_region = None
+        self._refresh_segmentation()
+        return info
+
+    @property
+    def nodules(self) -> List[Dict[str, Any]]:
+        return self.session.nodules if self.session is not None else []
+
+    def _refresh_segmentation(self) -> None:
+        """One "Nodule N" segment per kept nodule (the segmentation node is rebuilt from the labels)."""
+        session = self._require_session()
+        old = self.segmentation_node
+        segments = {n["label"]: (f"Nodule {n['label']}", NODULE_COLOURS[(n["label"] - 1) % len(NODULE_COLOURS)])
+                    for n in session.nodules}
+        labels = session.mask_volume()
+        name = old.GetName() if old is not None else None
+        if old is not None:
+            remove_node(self.scene, old)
+        if segments:
+            self.segmentation_node = segmentation_node_from_labels(
+                self.scene, labels, segments,
+                reference_node=self.output_node, name=name, suffix=None if name else "segmentation")
+        else:
+            self.segmentation_node = None
+
+    # ------------------------------------------------------------------ one call
+    def process(self, input_node: Any, ras: Sequence[float], photometric: Optional[str] = None,
+                **values: Any) -> Tuple[Any, Any]:
+        """Blocking: insert one nodule at ``ras``; returns (output volume node, segmentation node)."""
+        self.start(input_node, photometric)
+        self.update(values, ras)
+        self.add()
+        return self.output_node, self.segmentation_node
