@@ -12,4 +12,5 @@ COMMAND_MODULES = [
     "medsynth.commands.studio",
     "medsynth.pet.cli",
     "medsynth.superres.cli",
+    "medsynth.nodule.commands",
 ]

@@ -112,6 +112,30 @@ class RegionResult:
     info: Dict[str, Any] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- a nodule on its own
+def make_nodule(spec: Any, spacing: Sequence[float] = (1.0, 1.0, 1.0), model=None,
+                background_hu: float = LUNG_HU_DEFAULT) -> Tuple[np.ndarray, np.ndarray]:
+    """A nodule on its own: (HU patch over a uniform ``background_hu``, float32 [k, j, i]; exact-volume bool mask).
+
+    ``spacing`` is the voxel size along i, j, k in mm (as :attr:`Volume.spacing`); the patch is centred on
+    the nodule and spans twice its diameter.  No noise (use :func:`insert_ct` for a host's noise).
+    """
+    spec = check_spec(spec)
+    mdl = _model(model)
+    sp = np.asarray(spacing, float).ravel()
+    if sp.size != 3 or np.any(sp <= 0):
+        raise InputError(f"spacing must be three positive numbers (i, j, k) in mm, got {sp.tolist()}")
+    sp_kji = sp[::-1]
+    shape = [int(np.ceil(2.0 * spec.diameter_mm / s)) + 3 for s in sp_kji]
+    center = [(n - 1) / 2.0 for n in shape]
+    r = rasterize(_field(mdl, spec), spec.diameter_mm, sp_kji, center, shape, spec.core_fraction,
+                  mdl.unit_voxels, mdl.sdf_clip)
+    a = ggo_alpha(spec.ggo_hu, spec.solid_hu, background_hu)
+    alpha = r.core + a * (r.frac - r.core)
+    hu = np.float32(background_hu) + alpha * np.float32(spec.solid_hu - background_hu)
+    return hu.astype(np.float32), r.mask
+
+
 # --------------------------------------------------------------------------- CT
 class CTContext:
     """Per-image facts reused across slider changes: spacing, whether it looks like HU, local statistics."""
@@ -125,7 +149,7 @@ class CTContext:
         arr = volume.array
         step = max(1, arr.size // 500_000)
         sample = arr.reshape(-1)[::step]
-        self.looks_like_hu = bool(np.min(sample) < -500 and np.max(sample) > -200)
+        self.looks_like_hu = bool(np.min(sample) < -500)
         self._stats: Dict[Tuple[int, int, int], Dict[str, float]] = {}
 
     def stats(self, center_kji: np.ndarray) -> Dict[str, float]:

@@ -1,0 +1,93 @@
+"""NoduleSynth benchmark: slider change -> updated output volume (64^3 region) vs regenerating the whole volume.
+
+    python benchmarks/bench_nodule.py [--repeats 60] [--full-shape 256 512 512]
+
+Host: a synthetic CT (int16 HU, 0.7 mm isotropic, lung-like background with noise) of --full-shape [k j i].
+"Slider change" = NoduleSession.update after changing one parameter (shape sliders and seed decode a new
+shape with the ONNX decoder; diameter re-rasterises; texture/HU only re-composite), all in one 64^3 region.
+"Whole volume" = insert_ct on the full volume (new output + mask volumes), as a panel without regions would do.
+Both are measured in the same run, on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "MedSynthExtension"))
+
+
+def synthetic_ct(shape, spacing=0.7, seed=0):
+    from medsynth import Volume, make_ijk_to_ras
+
+    rng = np.random.default_rng(seed)
+    block = (rng.normal(-850, 30, size=(64, 64, 64))).astype(np.int16)
+    reps = [int(np.ceil(s / 64)) for s in shape]
+    arr = np.tile(block, reps)[: shape[0], : shape[1], : shape[2]].copy()
+    return Volume(arr, make_ijk_to_ras((spacing,) * 3), name="bench_ct", modality="CT")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=60)
+    p.add_argument("--full-shape", type=int, nargs=3, default=(256, 512, 512), metavar=("K", "J", "I"))
+    p.add_argument("--full-repeats", type=int, default=5)
+    args = p.parse_args(argv)
+
+    from medsynth.nodule import NoduleSession, NoduleSpec, insert_ct
+    from medsynth.nodule.shape import default_shape_model
+
+    vol = synthetic_ct(args.full_shape)
+    ras = vol.center_ras()
+    model = default_shape_model()
+    diameter = 21.5  # region = 64 voxels per axis at 0.7 mm
+    spec = NoduleSpec(diameter_mm=diameter, texture="part-solid", solid_fraction=0.5)
+    session = NoduleSession(vol, model=model)
+    first = session.update(spec, ras)  # warm-up: noise bank, statistics, first decode
+    roi_shape = tuple(s.stop - s.start for s in first.roi)
+    rng = np.random.default_rng(0)
+    changes = ["sphericity", "lobulation", "spiculation", "seed", "diameter_mm", "texture", "solid_fraction"]
+    times = {c: [] for c in changes}
+    for n in range(args.repeats):
+        c = changes[n % len(changes)]
+        if c == "seed":
+            spec = spec.with_(seed=int(rng.integers(0, 999999)))
+        elif c == "diameter_mm":
+            spec = spec.with_(diameter_mm=round(float(rng.uniform(diameter - 0.4, diameter + 0.4)), 2))
+        elif c == "texture":
+            spec = spec.with_(texture=["solid", "part-solid", "ggo"][n % 3])
+        elif c == "solid_fraction":
+            spec = spec.with_(solid_fraction=round(float(rng.uniform(0.1, 0.9)), 2))
+        else:
+            spec = spec.with_(**{c: round(float(rng.uniform(-3, 3)), 2)})
+        t = time.perf_counter()
+        res = session.update(spec)
+        times[c].append(time.perf_counter() - t)
+    all_t = [t for v in times.values() for t in v]
+    full = []
+    for _ in range(args.full_repeats):
+        t = time.perf_counter()
+        insert_ct(vol, ras, spec, model=model)
+        full.append(time.perf_counter() - t)
+    import onnxruntime
+
+    print(f"device: CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores), "
+          f"numpy {np.__version__}, onnxruntime {onnxruntime.__version__}")
+    print(f"host volume [k,j,i] {args.full_shape} int16 at 0.7 mm; region {roi_shape} for a {diameter} mm nodule")
+    print(f"slider change -> updated output (region), median {statistics.median(all_t) * 1000:.1f} ms, "
+          f"p90 {np.percentile(all_t, 90) * 1000:.1f} ms over {len(all_t)} changes")
+    for c, v in times.items():
+        print(f"  {c:15s} median {statistics.median(v) * 1000:6.1f} ms  (n={len(v)})")
+    print(f"whole-volume regeneration (insert_ct), median {statistics.median(full) * 1000:.1f} ms over {len(full)} runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
