@@ -22,6 +22,21 @@ TITLE = "MedSynth Studio"
 DEFAULT_LAYOUT = "Quad View"
 #: Shipped sample data loaded when no file is given (the first one is shown).
 SAMPLE_FILES = ("mni_t1_2mm.nii.gz", "head_ct_2mm.nii.gz")
+#: Volume rendering method.  The server renders with whatever OpenGL it has - often Mesa's
+#: software rasteriser, where GPU ray casting takes seconds a frame and CPU ray casting about
+#: 0.15 s (the 3D view of the sample MRI, 518x406).  MEDSYNTH_STUDIO_VR=gpu when the server has a GPU.
+VR_METHODS = {
+    "cpu": "vtkMRMLCPURayCastVolumeRenderingDisplayNode",
+    "gpu": "vtkMRMLGPURayCastVolumeRenderingDisplayNode",
+}
+
+
+def volume_rendering_method() -> str:
+    choice = os.environ.get("MEDSYNTH_STUDIO_VR", "cpu").strip().lower()
+    if choice not in VR_METHODS:
+        log.warning("MEDSYNTH_STUDIO_VR=%s is not one of %s; using cpu", choice, ", ".join(VR_METHODS))
+        choice = "cpu"
+    return VR_METHODS[choice]
 
 
 def sample_files() -> List[Path]:
@@ -50,6 +65,9 @@ class Studio:
         self.server.enable_module(trame_slicer_module)  # chunked file upload (window.load_files_by_chunks)
         self.state = self.server.state
         self.slicer_app = SlicerApp()
+        vr_logic = self.slicer_app.app_logic.GetModuleLogic("VolumeRendering")
+        if vr_logic is not None:
+            vr_logic.SetDefaultRenderingMethod(volume_rendering_method())
         register_rca_factories(self.slicer_app.view_manager, self.server)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())

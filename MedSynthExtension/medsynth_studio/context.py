@@ -147,7 +147,7 @@ class StudioContext:
         if opacity is not None:
             for view in self.slice_views():
                 view.set_foreground_opacity(float(opacity))
-        self.render()
+        self.render(threed=False)
 
     def show_labelmap(self, node, opacity: float = 0.5) -> None:
         """Show a labelmap volume in Slicer's label layer of the slice views (None removes it)."""
@@ -155,7 +155,7 @@ class StudioContext:
             composite = view._logic.GetSliceCompositeNode()  # noqa: SLF001 - trame-slicer has no public getter
             composite.SetLabelVolumeID(node.GetID() if node is not None else None)
             composite.SetLabelOpacity(float(opacity))
-        self.render()
+        self.render(threed=False)
 
     def show_segmentation(self, node, surfaces_in_3d: bool = True) -> None:
         """Show a segmentation node: filled outlines in the slice views and, optionally, surfaces in 3D."""
@@ -176,9 +176,15 @@ class StudioContext:
         self.slicer_app.display_manager.reset_views()
         self.render()
 
-    def render(self) -> None:
-        """Ask every view to redraw (RCA views push a new image to the page)."""
-        for view in self.slice_views() + self.threed_views():
+    def render(self, threed: bool = True) -> None:
+        """Ask the views to redraw (RCA views push a new image to the page).
+
+        ``threed=False`` redraws only the slice views: on a server without a GPU a 3D volume
+        rendering frame costs far more than a slice, so display-only 2D changes (window/level,
+        overlays) leave the 3D view alone.
+        """
+        views = self.slice_views() + (self.threed_views() if threed else [])
+        for view in views:
             try:
                 view.schedule_render()
             except Exception:  # noqa: BLE001 - a view being torn down

@@ -266,7 +266,7 @@ class VolumesPanel(StudioPanel):
                 preset = values["preset"]
                 if preset == "auto" or (preset in PRESETS and PRESETS[preset] != (values["window"], values["level"])):
                     self.set_values(preset="custom")
-        self.studio.render()
+        self.studio.render(threed=False)  # window/level is a 2D display setting
 
     def _show_active(self, node) -> None:
         if node is None or node.GetImageData() is None:
