@@ -512,6 +512,17 @@ def test_studio_builds_with_layouts_and_sample_data(server):
     assert len(studio.context.slice_views()) == 3 and len(studio.context.threed_views()) == 1
     html = studio.ui.html
     assert "medsynth-panel-volumes" in html and "medsynth-upload" in html
+    server.state.ready()
+    with server.state:
+        server.state["studio_layout"] = "Axial Primary"
+    assert studio.layout_manager.layout_id == "Axial Primary"
+
+
+def test_studio_reports_a_missing_data_file(server, tmp_path):
+    from medsynth_studio.app import build_studio
+
+    with pytest.raises(InputError, match="input not found"):
+        build_studio(data=[tmp_path / "missing.nii.gz"], server=server)
 
 
 def test_command_is_registered_and_engine_does_not_import_the_studio():
