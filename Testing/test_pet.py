@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, rotation, shared_file
 from medsynth import CancelToken, Cancelled, InputError, Reporter, Volume, make_ijk_to_ras
 from medsynth.cli import main
-from medsynth.io import read_volume, write_volume
+from medsynth.io import read_volume
 from medsynth.pet.atlas import ATLAS_SHAPE_IJK, LABELS, build_atlas, load_atlas, pet_resources_dir
 from medsynth.pet.checks import check_pet_volume
 from medsynth.pet.register import RegistrationError, register_to_template
@@ -296,6 +296,11 @@ def test_cli_simulate_and_sbr(tmp_path, capsys):
     true = float(rows[0]["sbr_true_putamen_posterior_L"])
     assert abs(got - true) / true < 0.35
     assert read_volume(labels).array.max() == 19
+    cohort_report = tmp_path / "cohort_sbr.json"
+    assert main(["sbr", "--cohort", str(out), "--report", str(cohort_report)]) == 0
+    summary = json.loads(cohort_report.read_text())["summary"]
+    assert summary["auc_pd_vs_nc_posterior_putamen"] == 1.0
+    assert summary["agreement_with_simulated"]["pearson_r"] > 0.8
     # bad input through the CLI: exit 2 and a clear message
     mr = REPO / "Resources" / "SampleData" / "mni_t1_2mm.nii.gz"
     assert main(["sbr", str(mr), "--space", "mni", "--report", str(tmp_path / "bad.json")]) == 2
@@ -311,7 +316,8 @@ def test_demo_part(tmp_path):
     names = {p.name for p in written}
     assert {"pet_summary.json", "sub-001_sbr.json", "sub-002_PD_cft_regions.png", "sub-001_NC_fdg.png"} <= names
     summary = json.loads((tmp_path / "pet_summary.json").read_text())["subjects"]
-    assert max(summary["sub-002"]["sbr_putamen_posterior"].values()) < min(summary["sub-001"]["sbr_putamen_posterior"].values())
+    pd, nc = summary["sub-002"]["sbr_putamen_posterior"], summary["sub-001"]["sbr_putamen_posterior"]
+    assert max(pd.values()) < min(nc.values())
 
 
 # --------------------------------------------------------------------------- reference check (not shipped data)
@@ -321,7 +327,8 @@ def test_fdg_template_resembles_spm_pet_template(atlas):
     spm = read_volume(shared_file("pet_templates/spm_PET.nii"))
     from medsynth.resample import resample_like
 
-    spm = resample_like(spm.with_array(spm.array.astype(np.float32)), atlas.labels.with_array(np.zeros(atlas.labels.array.shape, np.float32)))
+    grid = atlas.labels.with_array(np.zeros(atlas.labels.array.shape, np.float32))
+    spm = resample_like(spm.with_array(spm.array.astype(np.float32)), grid)
     ours = pet_template("FDG").array
     m = atlas.brain
     r = np.corrcoef(ours[m], spm.array[m])[0, 1]

@@ -31,6 +31,12 @@ def run_sbr(args) -> int:
     from .sbr import SBR_PARAMS, striatal_binding, write_report
 
     v = from_namespace(SBR_PARAMS, args)
+    if args.cohort:
+        return _run_cohort_sbr(args, v)
+    if not args.cft:
+        from ..errors import InputError
+
+        raise InputError("give a CFT volume (or --cohort DIR)")
     volume = read_volume(args.cft)
     result = striatal_binding(
         volume, v["reference"], v["space"], reporter=Reporter(progress_printer), labels_in_input=bool(args.labels)
@@ -42,6 +48,20 @@ def run_sbr(args) -> int:
         print(f"wrote {write_report(result, args.report)}")
     if args.labels and result.labels_in_input is not None:
         print(f"wrote {write_volume(result.labels_in_input, args.labels)}")
+    return 0
+
+
+def _run_cohort_sbr(args, v) -> int:
+    import json
+
+    from ..cli import progress_printer
+    from ..progress import Reporter
+    from .sbr import cohort_sbr, write_report
+
+    data = cohort_sbr(args.cohort, v["reference"], v["space"], Reporter(progress_printer))
+    print(json.dumps(data["summary"], indent=2))
+    if args.report:
+        print(f"wrote {write_report(data, args.report)}")
     return 0
 
 
@@ -60,7 +80,8 @@ def register(sub) -> None:
     p.set_defaults(func=run_simulate)
 
     q = sub.add_parser("sbr", help="striatal binding ratios (caudate, anterior/posterior putamen) of a CFT PET")
-    q.add_argument("cft", help="CFT (dopamine transporter) PET volume, in MNI space or native (then registered)")
+    q.add_argument("cft", nargs="?", help="CFT (dopamine transporter) PET volume, in MNI space or native (registered)")
+    q.add_argument("--cohort", help="instead: every CFT of a simulated cohort folder, compared with the simulated SBR")
     q.add_argument("--report", help="write a JSON report here")
     q.add_argument("--labels", help="write the striatal and reference regions on the input's grid here")
     add_arguments(q, SBR_PARAMS)

@@ -191,7 +191,9 @@ def register_to_template(
     )
 
 
-def resample_from_template(volume_on_template: Volume, reg: Registration, target: Volume, interpolation: str = "nearest") -> Volume:
+def resample_from_template(
+    volume_on_template: Volume, reg: Registration, target: Volume, interpolation: str = "nearest"
+) -> Volume:
     """Bring a template-space volume (e.g. atlas labels) onto ``target``'s grid through a registration."""
     from ..io import volume_to_sitk
 

@@ -135,7 +135,10 @@ class SBRResult:
             "reference_mean": round(self.reference_mean, 6),
             "space": self.space,
             "regions": regions,
-            "contrast_checks": {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else None) for k, v in self.contrast.items()},
+            "contrast_checks": {
+                k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else None)
+                for k, v in self.contrast.items()
+            },
             "registration": self.registration,
             "atlas": "MedSynth PET atlas (AAL-based, MNI 2 mm; putamen split at its centroid's coronal plane)",
         }
@@ -233,13 +236,80 @@ def striatal_binding(
     )
 
 
-def write_report(result: SBRResult, path: Union[str, Path]) -> Path:
-    """Write the JSON report atomically."""
+def auc(negatives: Sequence[float], positives: Sequence[float]) -> float:
+    """Area under the ROC curve for "lower value = positive" (Mann-Whitney; ties count one half)."""
+    neg = np.asarray(negatives, float)[:, None]
+    pos = np.asarray(positives, float)[None, :]
+    if neg.size == 0 or pos.size == 0:
+        return float("nan")
+    return float(((neg > pos).sum() + 0.5 * (neg == pos).sum()) / (neg.size * pos.size))
+
+
+def cohort_sbr(
+    folder: Union[str, Path], reference: str = "occipital", space: str = "auto", reporter: Optional[Reporter] = None
+) -> Dict[str, Any]:
+    """SBR of every CFT of a simulated cohort (``medsynth pet-simulate``) against the simulated values.
+
+    Returns per-subject rows and a summary: NC and PD means of the posterior-putamen SBR (the lower side), the AUC
+    of that SBR for PD vs NC, and the agreement of measured with simulated SBR (Pearson r, mean bias).
+    """
+    from ..io import read_volume
+    from .simulate import read_cohort
+
+    reporter = reporter or Reporter()
+    folder = Path(folder)
+    rows = read_cohort(folder)
+    out_rows = []
+    meas_all, true_all = [], []
+    for n, row in enumerate(rows):
+        reporter.step(n / max(len(rows), 1), f"SBR {row['subject']}")
+        res = striatal_binding(read_volume(folder / row["cft_file"]), reference, space, labels_in_input=False)
+        r = {"subject": row["subject"], "group": row["group"], "stage": float(row["stage"])}
+        for k in ("caudate", "putamen_anterior", "putamen_posterior"):
+            for sd in ("L", "R"):
+                r[f"sbr_{k}_{sd}"] = round(res.sbr[f"{k}_{sd}"], 4)
+                if reference == "occipital":
+                    t = float(row[f"sbr_true_{k}_{sd}"])
+                    r[f"sbr_true_{k}_{sd}"] = t
+                    meas_all.append(res.sbr[f"{k}_{sd}"])
+                    true_all.append(t)
+        r["sbr_putamen_posterior_min"] = round(min(res.sbr["putamen_posterior_L"], res.sbr["putamen_posterior_R"]), 4)
+        r["ai_putamen_posterior_percent"] = res.asymmetry()["putamen_posterior"]["index_percent"]
+        out_rows.append(r)
+    reporter.step(1.0, "cohort SBR done")
+    nc = [r["sbr_putamen_posterior_min"] for r in out_rows if r["group"] == "NC"]
+    pd = [r["sbr_putamen_posterior_min"] for r in out_rows if r["group"] == "PD"]
+
+    def stats(v):
+        if not v:
+            return {"n": 0}
+        sd = round(float(np.std(v, ddof=1)), 3) if len(v) > 1 else None
+        return {"n": len(v), "mean": round(float(np.mean(v)), 3), "sd": sd}
+
+    summary: Dict[str, Any] = {
+        "reference": reference,
+        "posterior_putamen_sbr_lower_side": {"NC": stats(nc), "PD": stats(pd)},
+        "auc_pd_vs_nc_posterior_putamen": round(auc(nc, pd), 4) if nc and pd else None,
+    }
+    if len(meas_all) > 2:
+        m, t = np.asarray(meas_all), np.asarray(true_all)
+        summary["agreement_with_simulated"] = {
+            "pearson_r": round(float(np.corrcoef(m, t)[0, 1]), 4),
+            "mean_bias": round(float((m - t).mean()), 4),
+            "mean_abs_relative_error": round(float(np.mean(np.abs(m - t) / np.abs(t))), 4),
+            "regions": "caudate, anterior and posterior putamen, left and right",
+        }
+    return {"cohort": str(folder), "summary": summary, "subjects": out_rows}
+
+
+def write_report(result: Union[SBRResult, Dict[str, Any]], path: Union[str, Path]) -> Path:
+    """Write the JSON report (of one result, or of :func:`cohort_sbr`) atomically."""
     from ..io import atomic_output
 
     target = Path(path)
+    data = result.to_dict() if isinstance(result, SBRResult) else result
     with atomic_output(target) as tmp:
-        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
     return target
 
 
@@ -249,6 +319,8 @@ __all__ = [
     "SBR_REGIONS",
     "SBRResult",
     "asymmetry_index",
+    "auc",
+    "cohort_sbr",
     "sbr_from_labels",
     "striatal_binding",
     "to_mni",

@@ -56,7 +56,7 @@ from ..params import Param
 from ..progress import Reporter
 from ..volume import Volume
 from ._img import FWHM_TO_SIGMA, gaussian_array, to_sitk_float
-from .atlas import LABEL_OF, LABELS, STRIATAL_REGIONS, PetAtlas, load_atlas
+from .atlas import LABEL_OF, LABELS, PetAtlas, load_atlas
 
 GROUPS = ("NC", "PD")
 TRACERS = ("FDG", "CFT")
@@ -409,7 +409,8 @@ def cft_activity(atlas: PetAtlas, p: SubjectParams, rng: Optional[np.random.Gene
         bp_hard[put] = p.bp[f"putamen_{s}"] * (1.0 - lp[put])
     bp_hard += lut[atlas.labels.array]
     bp = gaussian_array(atlas.labels, bp_hard, DEEP_SIGMA_MM)
-    striatum = np.clip(_soft_union(atlas, _label_names(["caudate", "putamen_anterior", "putamen_posterior", "pallidum"]), DEEP_SIGMA_MM), 0.0, 1.0)
+    names = _label_names(["caudate", "putamen_anterior", "putamen_posterior", "pallidum"])
+    striatum = np.clip(_soft_union(atlas, names, DEEP_SIGMA_MM), 0.0, 1.0)
     nonspec = (1.0 - striatum) * nonspec + striatum * ns["striatum"]
     if rng is not None:
         nonspec *= _smooth_field(atlas, rng, SMOOTH_FIELD_SD, SMOOTH_FIELD_SIGMA_MM)
