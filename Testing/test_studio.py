@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("trame_slicer", reason="needs trame-slicer (pip install 'trame-slicer[standalone]==2.0.0')")
 
 from medsynth import Volume, make_ijk_to_ras  # noqa: E402
-from medsynth.errors import Cancelled, InputError  # noqa: E402
+from medsynth.errors import InputError  # noqa: E402
 from medsynth.params import Param  # noqa: E402
 from medsynth.progress import Reporter  # noqa: E402
 

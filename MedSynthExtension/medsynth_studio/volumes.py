@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from medsynth.errors import Cancelled, InputError, MedSynthError
+from medsynth.errors import InputError, MedSynthError
 from medsynth.io import suffix_of
 from medsynth.params import Param
 from medsynth.progress import CancelToken, Reporter
