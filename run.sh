@@ -14,7 +14,7 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 setup() {
   # Debian packages the tests and the headless rendering need (only what is missing).
   local pkgs=() p
-  for p in libgl1 libegl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 libosmesa6; do
+  for p in libgl1 libegl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 libosmesa6 chromium; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || pkgs+=("$p")
   done
   if [ ${#pkgs[@]} -gt 0 ]; then
