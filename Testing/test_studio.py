@@ -534,3 +534,311 @@ def test_command_is_registered_and_engine_does_not_import_the_studio():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# =========================================================================== module panels (the modules' own Lib logic)
+def _model_available(model_id):
+    from medsynth.runtime import list_models
+
+    return model_id in list_models()
+
+
+class SphereShapeModel:
+    """A stand-in for the nodule shape model while it is not installed: a sphere's distance field.
+
+    Only the panel's plumbing is tested with it (start/update/add/undo through NoduleSynthLogic, the
+    views); what the learned shapes look like is tested with the shipped model (skipped without it).
+    """
+
+    unit_voxels = 16.0
+    sdf_clip = 8.0
+    grid = 32
+
+    def __init__(self):
+        import types
+
+        self.entry = types.SimpleNamespace(id="sphere-stand-in", version="0")
+        g = np.arange(self.grid) - (self.grid - 1) / 2.0
+        r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+        self._field = np.clip((r - self.unit_voxels / 2.0) / self.sdf_clip, -1.0, 1.0).astype(np.float32)
+
+    def field(self, seed, sphericity=0.0, lobulation=0.0, spiculation=0.0):
+        return self._field
+
+
+@pytest.fixture
+def shape_model(monkeypatch):
+    """The shipped nodule shape model when installed, else the sphere stand-in (said in the test id)."""
+    if _model_available("nodule-shape-vae"):
+        return "shipped"
+    import medsynth.nodule.shape as shape
+
+    monkeypatch.setattr(shape, "default_shape_model", SphereShapeModel)
+    return "stand-in"
+
+
+def module_studio(context):
+    """The Volumes panel with the sample MRI, then both module panels (as the app registers them)."""
+    from medsynth_studio.nodule import NoduleSynthPanel
+    from medsynth_studio.superres import SliceSuperResPanel
+    from medsynth_studio.volumes import VolumesLib, VolumesPanel
+
+    VolumesLib(context.scene).load_file(SAMPLES / "mni_t1_2mm.nii.gz")
+    volumes = make_panel(VolumesPanel, context)
+    superres = make_panel(SliceSuperResPanel, context)
+    nodule = make_panel(NoduleSynthPanel, context)
+    context.flush_scene_changes()
+    return volumes, superres, nodule
+
+
+def voxels(node):
+    import slicer
+
+    return slicer.util.arrayFromVolume(node).copy()
+
+
+def test_module_panels_are_registered_and_find_their_lib():
+    from medsynth_studio import modules
+    from medsynth_studio.panel import PANELS
+
+    classes = load_panel_classes()
+    assert [c.id for c in classes] == ["volumes", "superres", "nodule"]
+    assert "medsynth_studio.superres:SliceSuperResPanel" in PANELS
+    assert modules.module_folder("SliceSuperRes") == REPO / "SliceSuperRes"
+    assert modules.module_folder("NoduleSynth") == REPO / "NoduleSynth"
+    # the panels call the very classes the Slicer modules use
+    import NoduleSynthLib
+    import SliceSuperResLib
+
+    by_id = {c.id: c for c in classes}
+    assert by_id["superres"].logic_class is SliceSuperResLib.SliceSuperResLogic
+    assert by_id["nodule"].logic_class is NoduleSynthLib.NoduleSynthLogic
+    with pytest.raises(ImportError, match="NotAModuleLib not found"):
+        modules.module_folder("NotAModule")
+
+
+def test_superres_isotropic_input_explains_itself(context):
+    _volumes, superres, _nodule = module_studio(context)
+    assert superres.node("volume").GetName() == "mni_t1_2mm"
+    superres.apply_live("volume")
+    assert "isotropic" in context.state["superres_grid"]
+    assert superres.preview_node is None and not axial(context).get_foreground_volume_id()
+
+
+def test_superres_spacing_slider_updates_the_preview_in_the_axial_view(context):
+    volumes, superres, _nodule = module_studio(context)
+    mri = superres.node("volume")
+    superres.set_values(method="bspline")
+    assert superres.run_action("thick") is None, context.state["superres_error"]
+    thick = superres.node("volume")
+    assert thick is not mri and thick.GetName() == "mni_t1_2mm_thick3k"
+    assert thick.GetSpacing() == pytest.approx((2.0, 2.0, 6.0))
+    assert volumes.node("volume") is thick  # shown as the active volume
+    assert "6 mm" in context.state["superres_grid"] and "1 mm" in context.state["superres_grid"]
+    red = axial(context)
+    preview = superres.preview_node
+    assert preview is not None and red.get_foreground_volume_id() == preview.GetID()
+    assert red.get_foreground_opacity() == pytest.approx(1.0)
+    assert all(not v.get_foreground_volume_id() for v in context.slice_views() if v is not red)
+    first = voxels(preview)
+    n = superres.preview_count
+    superres.set_values(spacing=2.5)  # a slider move: no button
+    assert superres.preview_count == n + 1 and superres.preview_node is preview
+    assert context.state["superres_preview"].startswith("Preview:")
+    assert not np.array_equal(voxels(preview), first) or voxels(preview).shape != first.shape
+    with_preview = snapshot(red)
+    superres.set_values(live_preview=False)
+    assert not red.get_foreground_volume_id() and context.scene.GetNodeByID(preview.GetID()) is None
+    assert np.abs(snapshot(red) - with_preview).mean() > 0.2  # the preview slab is what the view showed
+    superres.set_values(live_preview=True)
+    assert red.get_foreground_volume_id() == superres.preview_node.GetID()
+
+
+def test_superres_preview_only_while_the_panel_is_open(context):
+    _volumes, superres, _nodule = module_studio(context)
+    superres.set_values(method="linear")
+    superres.run_action("thick")
+    assert superres.preview_node is not None
+    with context.state:
+        context.state["studio_panel"] = ["volumes"]  # closed in the page: the axial view is given back
+    assert superres.preview_node is None and not axial(context).get_foreground_volume_id()
+    superres.set_values(spacing=2.0)
+    assert superres.preview_node is None
+    with context.state:
+        context.state["studio_panel"] = ["volumes", "superres"]
+    assert axial(context).get_foreground_volume_id() == superres.preview_node.GetID()
+
+
+def test_superres_apply_is_a_long_action_that_adds_a_shown_volume(context):
+    _volumes, superres, _nodule = module_studio(context)
+    superres.set_values(method="bspline")
+    superres.run_action("thick")
+    thick = superres.node("volume")
+    sagittal = next(v for v in context.slice_views() if v.get_orientation() == "Sagittal")
+    before = snapshot(sagittal)
+    n_before = context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    seen = []
+    context.state.change("superres_progress")(lambda superres_progress, **_: seen.append(superres_progress))
+    run_async(lambda: superres.run_action("apply"))
+    assert superres.tasks.last_outcome == "done", context.state["superres_error"]
+    out = context.scene.GetNodeByID(context.state["superres_output_id"])
+    assert out is superres.output_node and out.GetName() == "mni_t1_2mm_thick3k_bspline_1mm"
+    assert out.GetImageData().GetDimensions()[2] == 187 and out.GetSpacing()[2] == pytest.approx(1.0)
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before  # +output, -preview
+    assert all(v.get_background_volume_id() == out.GetID() for v in context.slice_views())
+    assert superres.preview_node is None and seen and seen[-1] == 100
+    np.testing.assert_array_equal(voxels(thick).shape, (32, 117, 99))  # the input is untouched
+    assert np.abs(snapshot(sagittal) - before).mean() > 0.5  # thick blocks -> 1 mm slices in the sagittal view
+
+
+def test_superres_apply_can_be_cancelled(context):
+    _volumes, superres, _nodule = module_studio(context)
+    superres.set_values(method="bspline", spacing=0.3)
+    superres.run_action("thick")
+    n_before = context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+
+    async def go():
+        task = superres.run_action("apply")
+        await asyncio.sleep(0.05)
+        assert context.state["superres_busy"] is True
+        superres.cancel()
+        return await task
+
+    assert asyncio.run(go()) == "cancelled"
+    assert superres.output_node is None
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
+
+
+def test_superres_without_the_sainr_model_shows_why(context):
+    if _model_available("sainr"):
+        pytest.skip("the SA-INR model is installed here: nothing is missing")
+    _volumes, superres, _nodule = module_studio(context)
+    assert context.state["superres_method"] == "bspline" and "SA-INR model not installed" in context.state[
+        "superres_model_note"]
+    superres.run_action("thick")
+    superres.set_values(method="sainr")
+    assert "SA-INR model 'sainr' not found" in context.state["superres_error"]
+    run_async(lambda: superres.run_action("apply"))
+    assert superres.tasks.last_outcome == "error" and "sainr" in context.state["superres_error"]
+    assert superres.output_node is None
+
+
+def nodule_ready(context):
+    volumes, _superres, nodule = module_studio(context)
+    assert nodule.run_action("phantom") is None, context.state["nodule_error"]
+    phantom = nodule.node("volume")
+    assert phantom.GetName() == "chest_phantom" and volumes.node("volume") is phantom
+    return volumes, nodule, phantom
+
+
+def test_nodule_diameter_slider_rewrites_only_the_nodule_region(context, shape_model):
+    volumes, nodule, phantom = nodule_ready(context)
+    original = voxels(phantom)
+    red = axial(context)
+    before = snapshot(red)
+    assert nodule.run_action("suggest") is None, context.state["nodule_error"]  # a lung point: one live update
+    out = context.scene.GetNodeByID(context.state["nodule_output_id"])
+    assert out is nodule.logic.output_node and out.GetName() == "chest_phantom_nodules"
+    assert volumes.node("volume") is out and red.get_background_volume_id() == out.GetID()
+    assert context.state["nodule_updates"] == 1 and "updated in" in context.state["nodule_status"]
+    ras = [context.state[f"nodule_{n}"] for n in "ras"]
+    assert red.get_slice_value() == pytest.approx(ras[2], abs=1.5)  # the views jumped to the centre
+    small = voxels(out)
+    changed = np.argwhere(small != original)
+    assert len(changed) > 0
+    nodule.set_values(diameter_mm=24.0)  # a slider move: no button
+    big = voxels(out)
+    assert context.state["nodule_updates"] == 2
+    diff = np.argwhere(big != small)
+    assert len(diff) > len(changed)
+    centre_kji = np.round(phantom_ijk(phantom, ras))[::-1]
+    extent = np.abs(diff - centre_kji).max(axis=0)
+    assert (extent * np.array(phantom.GetSpacing())[::-1] <= 24.0 + 6.0).all(), extent  # only around the nodule
+    np.testing.assert_array_equal(voxels(phantom), original)  # the input is never modified
+    after = snapshot(red)
+    assert np.abs(after - before).max() > 50  # the axial view shows it
+
+
+def phantom_ijk(node, ras):
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    node.GetRASToIJKMatrix(m)
+    return np.array(m.MultiplyPoint(list(ras) + [1.0])[:3])
+
+
+def test_nodule_add_shows_the_segmentation_and_undo_removes_it(context, shape_model):
+    _volumes, nodule, phantom = nodule_ready(context)
+    nodule.run_action("suggest")
+    nodule.set_values(diameter_mm=20.0)
+    out = nodule.logic.output_node
+    red = axial(context)
+    without = snapshot(red)
+    nodule.run_action("add")
+    seg = nodule.logic.segmentation_node
+    assert seg is not None and seg.GetSegmentation().GetNumberOfSegments() == 1
+    assert context.state["nodule_kept"] == 1 and context.state["nodule_segmentation"] == seg.GetName()
+    assert "Nodule 1 added" in context.state["nodule_status"]
+    with_seg = snapshot(red)
+    redness = (with_seg[..., 0] - with_seg[..., 2]) - (without[..., 0] - without[..., 2])
+    assert (redness > 40).sum() > 20, "no segment colour in the axial view"
+    nodule.run_action("undo")
+    assert nodule.logic.segmentation_node is None and context.state["nodule_kept"] == 0
+    np.testing.assert_array_equal(voxels(out), voxels(phantom))
+    assert "Removed nodule 1" in context.state["nodule_status"]
+    nodule.run_action("undo")
+    assert context.state["nodule_status"] == "Nothing to undo."
+
+
+def test_nodule_centre_fields_and_placed_point_follow_each_other(context, shape_model):
+    _volumes, nodule, phantom = nodule_ready(context)
+    nodule.run_action("suggest")
+    ras = [context.state[f"nodule_{n}"] for n in "ras"]
+    nodule.run_action("place")
+    interaction = context.scene.GetNodeByID("vtkMRMLInteractionNodeSingleton")
+    assert interaction.GetCurrentInteractionMode() == interaction.Place
+    point = nodule.point_node
+    n = context.state["nodule_updates"]
+    point.AddControlPointWorld(ras[0] + 4.0, ras[1], ras[2])  # what a click in a view does
+    assert context.state["nodule_r"] == pytest.approx(ras[0] + 4.0)
+    assert context.state["nodule_updates"] == n + 1
+    nodule.set_values(s=ras[2] + 2.5)  # typing in a field moves the point
+    moved = [0.0, 0.0, 0.0]
+    point.GetNthControlPointPositionWorld(0, moved)
+    assert moved[2] == pytest.approx(ras[2] + 2.5)
+    nodule.run_action("centre_of_view")
+    centre, _normal = context.slice_plane(axial(context))
+    assert [context.state[f"nodule_{n}"] for n in "ras"] == pytest.approx(centre, abs=0.01)
+    nodule.set_values(r="left")
+    assert "r: 'left' is not a valid float" in context.state["nodule_error"]
+
+
+def test_nodule_without_the_shape_model_shows_a_clear_error(context, monkeypatch):
+    import medsynth.nodule.shape as shape
+    from medsynth.errors import ModelError
+
+    def missing():
+        raise ModelError("model 'nodule-shape-vae' is in no manifest (searched X); known: none")
+
+    monkeypatch.setattr(shape, "default_shape_model", missing)
+    _volumes, nodule, phantom = nodule_ready(context)
+    n_nodes = context.scene.GetNumberOfNodes()
+    assert nodule.run_action("suggest") is None
+    error = context.state["nodule_error"]
+    assert error.startswith("NoduleSynth needs its shape model 'nodule-shape-vae'"), error
+    assert nodule.logic.session is None and context.scene.GetNumberOfNodes() == n_nodes + 0
+    nodule.run_action("add")
+    assert "shape model" in context.state["nodule_error"]
+
+
+def test_nodule_shapes_follow_the_shipped_model(context):
+    if not _model_available("nodule-shape-vae"):
+        pytest.skip("the nodule shape model 'nodule-shape-vae' is not installed (Resources/Models)")
+    _volumes, nodule, phantom = nodule_ready(context)
+    nodule.run_action("suggest")
+    out = nodule.logic.output_node
+    nodule.set_values(diameter_mm=16.0)
+    round_ = voxels(out)
+    nodule.set_values(spiculation=3.0)
+    assert (voxels(out) != round_).sum() > 10
+    assert context.state["nodule_error"] == ""

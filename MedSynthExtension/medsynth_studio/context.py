@@ -122,11 +122,15 @@ class StudioContext:
         """Show ``node`` as Slicer does after loading: slice backgrounds and a 3D volume rendering."""
         if node is None:
             return
-        foreground = self.foreground_volume()
+        views = self.slice_views()
+        foregrounds = [view.get_foreground_volume_id() for view in views]
+        opacities = [view.get_foreground_opacity() for view in views]
         self.slicer_app.display_manager.show_volume(node, do_reset_views=reset_views)
-        # show_volume clears the foreground; keep an overlay the user chose
-        if foreground is not None and foreground is not node:
-            self.set_foreground(foreground)
+        # show_volume clears the foreground; keep each view's overlay (a module's preview may be in one view only)
+        for view, fg, opacity in zip(views, foregrounds, opacities):
+            if fg and fg != node.GetID() and self.scene.GetNodeByID(fg) is not None:
+                view.set_foreground_volume_id(fg)
+                view.set_foreground_opacity(opacity)
         # keep only one volume rendered in 3D
         vr = self.slicer_app.volume_rendering
         for other in self.volume_nodes():
@@ -148,6 +152,30 @@ class StudioContext:
             for view in self.slice_views():
                 view.set_foreground_opacity(float(opacity))
         self.render(threed=False)
+
+    def axial_view(self):
+        """The axial (red) slice view, or None."""
+        return next((v for v in self.slice_views() if v.get_orientation() == "Axial"), None)
+
+    @staticmethod
+    def slice_plane(view):
+        """(centre RAS, normal RAS) of the slice a slice view shows (its SliceToRAS matrix)."""
+        m = view._logic.GetSliceNode().GetSliceToRAS()  # noqa: SLF001 - trame-slicer has no public getter
+        return [m.GetElement(r, 3) for r in range(3)], [m.GetElement(r, 2) for r in range(3)]
+
+    def jump_slices_to(self, ras) -> None:
+        """Move every slice view's plane through ``ras`` (no panning), as Slicer's "jump to point"."""
+        for view in self.slice_views():
+            view._logic.GetSliceNode().JumpSliceByOffsetting(*[float(x) for x in ras])  # noqa: SLF001
+        self.render()
+
+    def show_result(self, node, reset_views: bool = False) -> None:
+        """Make a module's new volume the active one (the Volumes panel's selector follows), keeping the views."""
+        volumes = self.panel("volumes")
+        if volumes is not None and hasattr(volumes, "activate"):
+            volumes.activate(node, reset_views=reset_views)
+        else:
+            self.show_volume(node, reset_views=reset_views)
 
     def show_labelmap(self, node, opacity: float = 0.5) -> None:
         """Show a labelmap volume in Slicer's label layer of the slice views (None removes it)."""

@@ -19,8 +19,10 @@ and implements
   ``(compute(progress, cancel), on_done(result))`` pair - the same pair a Slicer
   module's ``startTask`` returns - to run it as a long action with progress and Cancel;
 * ``download_<action name>(values) -> (file name, bytes)`` for ``Action(kind="download")``;
-* optionally ``build_extra()`` for widgets the declarations do not cover, and
-  ``on_scene_changed()``.
+* optionally ``build_extra()`` for widgets the declarations do not cover (``build_params()``
+  to arrange the generated controls differently), ``on_scene_changed()`` and
+  ``on_visibility_changed(visible)`` (the panel was opened or closed in the page: a module
+  that borrows a view, like a live preview, gives it back while closed; see ``visible()``).
 
 Register it by appending ``"package.module:ClassName"`` to :data:`PANELS`; a panel whose
 import fails (its module has not landed) is skipped with a log line.
@@ -45,6 +47,8 @@ log = logging.getLogger("medsynth.studio")
 #: appends its own (e.g. ``"medsynth_studio.nodule:NoduleSynthPanel"``).
 PANELS: List[str] = [
     "medsynth_studio.volumes:VolumesPanel",
+    "medsynth_studio.superres:SliceSuperResPanel",
+    "medsynth_studio.nodule:NoduleSynthPanel",
 ]
 
 
@@ -84,6 +88,13 @@ def load_panel_classes(names: Optional[Sequence[str]] = None) -> List[type]:
     return classes
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001 - values that do not compare are treated as changed
+        return False
+
+
 class StudioPanel:
     """Base class of studio panels (see the module docstring for the interface)."""
 
@@ -108,6 +119,18 @@ class StudioPanel:
             self.state.setdefault(self.key(node_input.name), "")
             self.state.setdefault(self.key(node_input.name) + "_items", [])
         self._watch()
+        self._was_visible: Optional[bool] = None
+        self.state.change(self.OPEN_KEY)(self._on_open_panels)
+
+    def _on_open_panels(self, **_kwargs: Any) -> None:
+        visible = self.visible()
+        if visible != self._was_visible:
+            self._was_visible = visible
+            try:
+                self.on_visibility_changed(visible)
+            except Exception as exc:  # noqa: BLE001 - shown in the page
+                log.exception("%s: open/close failed", self.id)
+                self.show_error(error_text(exc))
 
     # ------------------------------------------------------------------ state
     def key(self, name: str) -> str:
@@ -170,17 +193,38 @@ class StudioPanel:
         """Nodes were added or removed (override to do more than refreshing the selectors)."""
         self.refresh_inputs()
 
+    # ------------------------------------------------------------------ open / closed in the page
+    #: State key of the studio's open panels (a list of panel ids; absent outside the app: all open).
+    OPEN_KEY = "studio_panel"
+
+    def visible(self) -> bool:
+        """Whether the panel is open in the page (always True when no studio page tracks it)."""
+        if not self.state.has(self.OPEN_KEY):
+            return True
+        return self.id in (self.state[self.OPEN_KEY] or [])
+
+    def on_visibility_changed(self, visible: bool) -> None:
+        """The panel was opened or closed in the page (override)."""
+
     # ------------------------------------------------------------------ live updates
     def update(self, values: Dict[str, Any], changed: str) -> None:
         """A live param or input changed (override).  Runs on the event loop; may touch MRML."""
 
     def _watch(self) -> None:
         live = [p.name for p in self.params if p.live] + [i.name for i in self.inputs if i.live]
+        self._seen: Dict[str, Any] = {}
         for name in live:
+            self._seen[name] = self.state[self.key(name)]
             self.state.change(self.key(name))(self._make_listener(name))
 
     def _make_listener(self, name: str) -> Callable[..., None]:
         def listener(**_kwargs: Any) -> None:
+            # trame also calls listeners for keys flushed unchanged (the first flush when the server
+            # becomes ready sends every default): only a value the panel has not seen is a change
+            value = self.state[self.key(name)]
+            if name in self._seen and _same(self._seen[name], value):
+                return
+            self._seen[name] = value
             self.apply_live(name)
 
         return listener
@@ -259,8 +303,7 @@ class StudioPanel:
                     title=node_input.help or None,
                     disabled=(busy,),
                 )
-            for param in self.params:
-                build_control(param, self.id, disabled=busy)
+            self.build_params(busy)
             self.build_extra()
             if self.actions:
                 with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
@@ -292,6 +335,11 @@ class StudioPanel:
                 click_close=f"{self.key('error')} = ''",
                 classes=f"mt-2 medsynth-error medsynth-error-{self.id}",
             )
+
+    def build_params(self, busy: str) -> None:
+        """One generated control per param, in declaration order (override to arrange them)."""
+        for param in self.params:
+            build_control(param, self.id, disabled=busy)
 
     def build_extra(self) -> None:
         """Widgets beyond the declarations (override; called inside the panel's layout)."""

@@ -268,14 +268,25 @@ class VolumesPanel(StudioPanel):
                     self.set_values(preset="custom")
         self.studio.render(threed=False)  # window/level is a 2D display setting
 
-    def _show_active(self, node) -> None:
+    def activate(self, node, reset_views: bool = False) -> None:
+        """Select ``node`` as the active volume (a module's result), resetting the views only if asked."""
+        if node is None:
+            return
+        if not reset_views:
+            self._shown_volume_id = node.GetID()  # _show_active then keeps the slice positions
+        if self.state[self.key("volume")] == node.GetID():
+            self._show_active(node, force=True)
+        else:
+            self.select_node("volume", node)
+
+    def _show_active(self, node, force: bool = False) -> None:
         if node is None or node.GetImageData() is None:
             self._shown_volume_id = ""
             return
         lib: VolumesLib = self.logic
         new = node.GetID() != self._shown_volume_id
         self._shown_volume_id = node.GetID()
-        self.studio.show_volume(node, reset_views=new)
+        self.studio.show_volume(node, reset_views=new and not force)
         self._show_3d(node, bool(self.state[self.key("show_3d")]))
         ranges = lib.slider_ranges(node)
         for name, (lo, hi, step) in ranges.items():

@@ -1,0 +1,304 @@
+"""The NoduleSynth panel: controllable lung nodules on a chest CT or radiograph, live in the views.
+
+The studio face of the NoduleSynth module: the same parameters
+(``medsynth.nodule.params.NODULE_PARAMS``) and the same logic class
+(``NoduleSynthLib.NoduleSynthLogic``) as its Slicer panel:
+
+* the centre is a RAS point: three number fields, *Centre of view* (the middle of the axial view),
+  *Suggest* (a point inside the lung, ``medsynth.nodule.candidates``) or *Place* (click in a view:
+  Slicer's markups placement, the same point list the Slicer panel uses; the point can be dragged);
+* live: any parameter or centre change calls ``logic.update`` (the first one ``logic.start``), which
+  rewrites only the nodule's region of the output volume node - the views show it at once;
+* *Add nodule* (``logic.add``) keeps it and shows the "Nodules" segmentation; *Undo* (``logic.undo``).
+
+The shape model (``nodule-shape-vae``) is installed separately: without it the panel says so and
+every attempt shows the error from the engine, nothing else breaks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Sequence
+
+from medsynth.errors import InputError, MedSynthError, ModelError
+from medsynth.nodule.params import NODULE_PARAMS
+from medsynth.params import Param
+
+from .controls import build_control
+from .modules import import_lib, model_available
+from .panel import Action, NodeInput, StudioPanel
+
+log = logging.getLogger("medsynth.studio")
+
+_lib = import_lib("NoduleSynth")  # ImportError when the module has not landed: the panel is skipped
+NoduleSynthLogic = _lib.NoduleSynthLogic
+
+SHAPE_MODEL = "nodule-shape-vae"
+POINT_NAME = "Nodule centre"
+#: Lung window for the chest phantom (Slicer's CT-lung preset).
+LUNG_WINDOW_LEVEL = (1400.0, -500.0)
+
+CENTRE_PARAMS = (
+    Param("r", float, 0.0, "R", unit="mm", live=True, help="nodule centre, right (+) / left (-), RAS mm"),
+    Param("a", float, 0.0, "A", unit="mm", live=True, help="nodule centre, anterior (+) / posterior (-), RAS mm"),
+    Param("s", float, 0.0, "S", unit="mm", live=True, help="nodule centre, superior (+) / inferior (-), RAS mm"),
+)
+MODULE_NAMES = tuple(p.name for p in NODULE_PARAMS)
+CENTRE_ACTIONS = (
+    Action("centre_of_view", "Centre of view", icon="mdi-crosshairs", color="secondary", help="the middle of the axial view"),
+    Action("suggest", "Suggest", icon="mdi-lungs", color="secondary", help="a random point inside the lung (again: another one)"),
+    Action("place", "Place", icon="mdi-map-marker-plus", color="secondary",
+           help="click in a slice view to place the centre (drag the point to move it)"),
+)
+
+
+class NoduleSynthPanel(StudioPanel):
+    """Nodule insertion with live sliders, add and undo."""
+
+    id = "nodule"
+    title = "Nodule synthesis"
+    icon = "mdi-circle-opacity"
+    params = NODULE_PARAMS + CENTRE_PARAMS
+    inputs = (NodeInput("volume", "Input volume (chest CT or radiograph)", help="never modified: nodules go into a copy"),)
+    actions = (
+        Action("add", "Add nodule", icon="mdi-plus", help="keep the nodule and add its segment"),
+        Action("undo", "Undo", icon="mdi-undo", color="secondary", help="remove the last kept nodule"),
+        Action("phantom", "Chest phantom", icon="mdi-human", color="secondary",
+               help="add a small synthetic chest CT (no data needed) and choose it as the input"),
+    )
+    logic_class = NoduleSynthLogic
+
+    def __init__(self, studio) -> None:
+        super().__init__(studio)
+        self.point_node = None
+        self._point_tags: list = []
+        self._quiet = False
+        self._last_update = None
+        self._suggestions = 0
+        for key, value in (("status", ""), ("output", ""), ("output_id", ""), ("segmentation", ""), ("kept", 0),
+                           ("updates", 0), ("model_note", "")):
+            self.state.setdefault(self.key(key), value)
+        if not model_available(SHAPE_MODEL):
+            self.state[self.key("model_note")] = (
+                f"The nodule shape model '{SHAPE_MODEL}' is not installed here: nodules cannot be made until it "
+                "is (Resources/Models or a user model folder).")
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def module_values(values: Dict[str, Any]) -> Dict[str, Any]:
+        return {k: values[k] for k in MODULE_NAMES}
+
+    @staticmethod
+    def centre(values: Dict[str, Any]):
+        return (values["r"], values["a"], values["s"])
+
+    def _set(self, **values: Any) -> None:
+        with self.state:
+            for name, value in values.items():
+                self.state[self.key(name)] = value
+
+    def set_centre(self, ras: Sequence[float], jump: bool = True) -> bool:
+        """Set the centre fields (one nodule update, not three); ``jump`` moves the slice views through it."""
+        ras = [round(float(x), 2) for x in ras]
+        if jump:
+            self.studio.jump_slices_to(ras)
+        self.set_values(r=ras[0], a=ras[1], s=ras[2])  # the first of the three changes updates the nodule ...
+        return self.apply_live("centre")  # ... (or this one, when the values were not new); the others are no-ops
+
+    def ensure_session(self, node) -> None:
+        """Start a session on ``node`` (output volume node beside it, shown in the views) unless one runs on it."""
+        if self.logic.session is not None and self.logic.input_node is node:
+            return
+        try:
+            out = self.logic.start(node)
+        except ModelError as exc:
+            raise MedSynthError(
+                f"NoduleSynth needs its shape model '{SHAPE_MODEL}', which is not available here ({exc})") from None
+        self.studio.show_result(out)
+        self._set(output=out.GetName(), output_id=out.GetID(), kept=0, segmentation="")
+
+    # ------------------------------------------------------------------ live
+    def update(self, values: Dict[str, Any], changed: str) -> None:
+        if changed in ("volume", "visible"):
+            return  # a new input starts its session at the next change (as the Slicer panel does)
+        node = self.node("volume")
+        if node is None:
+            raise InputError("no input volume: load or choose a chest CT or radiograph first")
+        self.ensure_session(node)
+        module_values, centre = self.module_values(values), self.centre(values)
+        key = (id(self.logic.session), tuple(sorted(module_values.items())), centre)
+        if key == self._last_update:
+            return  # nothing new (one centre move sets three fields)
+        info = self.logic.update(module_values, centre)
+        self._last_update = key
+        if changed in ("r", "a", "s", "centre"):
+            self._move_point(self.centre(values))
+        self.studio.render()
+        warnings = "; ".join(info.get("warnings", []) or [])
+        self._set(
+            status=f"{len(self.logic.nodules)} kept; updated in {self.logic.lastUpdateMilliseconds:.0f} ms"
+            + (f". Warning: {warnings}" if warnings else ""),
+            updates=int(self.state[self.key("updates")] or 0) + 1,
+        )
+
+    # ------------------------------------------------------------------ actions
+    def on_add(self, values: Dict[str, Any]) -> None:
+        node = self.node("volume")
+        if node is None:
+            raise InputError("no input volume: load or choose a chest CT or radiograph first")
+        if self.logic.session is None or self.logic.input_node is not node:
+            self.ensure_session(node)
+            self.logic.update(self.module_values(values), self.centre(values))
+        info = self.logic.add()
+        self._last_update = None
+        if info is None:
+            self._set(status="No nodule to add: move a slider or the centre to make one.")
+            return
+        self._show_segmentation()
+        self._set(status=f"Nodule {info['label']} added ({len(self.logic.nodules)} in all).")
+
+    def on_undo(self, values: Dict[str, Any]) -> None:
+        if self.logic.session is None:
+            self._set(status="Nothing to undo.")
+            return
+        info = self.logic.undo()
+        self._last_update = None
+        self._show_segmentation()
+        self.studio.render()
+        self._set(status=f"Removed nodule {info['label']}; {len(self.logic.nodules)} left." if info
+                  else "Nothing to undo.")
+
+    def _show_segmentation(self) -> None:
+        seg = self.logic.segmentation_node
+        if seg is not None:
+            self.studio.show_segmentation(seg)
+        self._set(segmentation=seg.GetName() if seg is not None else "", kept=len(self.logic.nodules))
+
+    def on_phantom(self, values: Dict[str, Any]) -> None:
+        from medsynth.nodule.phantom import chest_ct_phantom
+        from medsynth_mrml import node_from_volume
+
+        node = node_from_volume(self.studio.scene, chest_ct_phantom(), name="chest_phantom")
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*LUNG_WINDOW_LEVEL)
+        self.studio.flush_scene_changes()
+        self.refresh_inputs()
+        self.select_node("volume", node)
+        self.studio.show_result(node, reset_views=True)
+
+    def on_centre_of_view(self, values: Dict[str, Any]) -> None:
+        view = self.studio.axial_view()
+        if view is None:
+            raise InputError("no axial view in this layout")
+        ras, _normal = self.studio.slice_plane(view)
+        self.set_centre(ras, jump=False)
+
+    def on_suggest(self, values: Dict[str, Any]) -> None:
+        from medsynth.nodule.candidates import ct_candidates, cxr_candidates
+        from medsynth.nodule.insert import is_radiograph
+        from medsynth_mrml import volume_from_node
+
+        from NoduleSynthLib.logic import photometric_of  # the logic's own reading of the DICOM attribute
+
+        node = self.node("volume")
+        if node is None:
+            raise InputError("no input volume: load or choose a chest CT or radiograph first")
+        volume = volume_from_node(node)
+        self._suggestions += 1
+        if is_radiograph(volume):
+            points = cxr_candidates(volume, values["diameter_mm"], float(min(volume.spacing[:2])),
+                                    photometric_of(node), max_points=1, seed=self._suggestions)
+        else:
+            points = ct_candidates(volume, values["diameter_mm"], max_points=1, seed=self._suggestions)
+        if len(points) == 0:
+            raise InputError(f"no lung found in '{node.GetName()}' for a {values['diameter_mm']:g} mm nodule: "
+                             "enter the centre, use Centre of view or Place")
+        self.set_centre(points[0], jump=True)
+
+    # ------------------------------------------------------------------ click to place (Slicer's markups placement)
+    def on_place(self, values: Dict[str, Any]) -> None:
+        markups = getattr(self.studio.slicer_app, "markups_logic", None)
+        if markups is None:
+            raise InputError("placing points needs Slicer's markups logic (not in this app)")
+        point_list = self._point_list()
+        point_list.RemoveAllControlPoints()
+        markups.place_node(point_list, False)
+        self._set(status="Click in a slice view to place the nodule centre.")
+
+    def _point_list(self):
+        scene = self.studio.scene
+        if self.point_node is None or scene.GetNodeByID(self.point_node.GetID()) is None:
+            import slicer
+
+            node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", POINT_NAME)
+            node.SetMaximumNumberOfControlPoints(1)
+            node.SetSaveWithScene(False)
+            if node.GetDisplayNode() is None:
+                node.CreateDefaultDisplayNodes()
+            self._point_tags = [
+                node.AddObserver(event, self._on_point_event)
+                for event in (slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
+                              slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
+                              slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent)
+            ]
+            self.point_node = node
+        return self.point_node
+
+    def _on_point_event(self, caller, _event) -> None:
+        import slicer
+
+        if self._quiet or caller.GetNumberOfControlPoints() == 0:
+            return
+        if caller.GetNthControlPointPositionStatus(0) != slicer.vtkMRMLMarkupsNode.PositionDefined:
+            return  # still following the mouse while placing
+        ras = [0.0, 0.0, 0.0]
+        caller.GetNthControlPointPositionWorld(0, ras)
+        if all(abs(a - b) < 1e-3 for a, b in zip(ras, self._field_centre())):
+            return
+        self.set_centre(ras, jump=False)
+
+    def _field_centre(self):
+        try:
+            return [float(self.state[self.key(n)]) for n in ("r", "a", "s")]
+        except (TypeError, ValueError):
+            return [float("nan")] * 3
+
+    def _move_point(self, ras) -> None:
+        """Keep the placed point on the centre typed in the fields."""
+        node = self.point_node
+        if node is None or self.studio.scene.GetNodeByID(node.GetID()) is None or node.GetNumberOfControlPoints() == 0:
+            return
+        now = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(0, now)
+        if all(abs(a - float(b)) < 1e-3 for a, b in zip(now, ras)):
+            return
+        self._quiet = True
+        try:
+            node.SetNthControlPointPositionWorld(0, *[float(x) for x in ras])
+        finally:
+            self._quiet = False
+
+    # ------------------------------------------------------------------ UI
+    def build_params(self, busy: str) -> None:
+        from trame.widgets import html
+
+        html.Div("Nodule centre (RAS, mm)", classes="text-caption")
+        with html.Div(classes="d-flex ga-1 medsynth-nodule-centre"):
+            for param in CENTRE_PARAMS:
+                build_control(param, self.id, disabled=busy)
+        with html.Div(classes="d-flex flex-wrap ga-1 mt-1 mb-2"):
+            for action in CENTRE_ACTIONS:
+                self._build_action(action, busy)
+        for param in NODULE_PARAMS:
+            build_control(param, self.id, disabled=busy)
+
+    def build_extra(self) -> None:
+        from trame.widgets import html
+        from trame.widgets import vuetify3 as v3
+
+        html.Div("{{ %s }}" % self.key("status"), v_if=(self.key("status"),),
+                 classes="text-caption mt-1 medsynth-nodule-status")
+        v3.VAlert(text=(self.key("model_note"),), v_if=(self.key("model_note"),), type="warning", density="compact",
+                  variant="tonal", classes="mt-1 text-caption medsynth-model-note")
