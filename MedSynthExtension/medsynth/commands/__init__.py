@@ -13,4 +13,5 @@ COMMAND_MODULES = [
     "medsynth.pet.cli",
     "medsynth.superres.cli",
     "medsynth.nodule.commands",
+    "medsynth.cyto.cli",
 ]

@@ -45,6 +45,7 @@ DEMO_PARTS: List[Tuple[str, DemoPart]] = [("foundation", foundation_part)]
 DEMO_PARTS.append(("pet", lambda out_dir, reporter: __import__("medsynth.pet.demo", fromlist=["x"]).pet_demo_part(out_dir, reporter)))
 DEMO_PARTS.append(("superres", lambda out_dir, reporter: __import__("medsynth.superres.demo", fromlist=["x"]).demo_part(out_dir, reporter)))
 DEMO_PARTS.append(("nodule", lambda out_dir, reporter: __import__("medsynth.nodule.demo", fromlist=["x"]).nodule_part(out_dir, reporter)))
+DEMO_PARTS.append(("cyto", lambda out_dir, reporter: __import__("medsynth.cyto.demo", fromlist=["x"]).cyto_part(out_dir, reporter)))
 
 
 def run(args) -> int:

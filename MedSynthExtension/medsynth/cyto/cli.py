@@ -1,0 +1,39 @@
+"""``medsynth cells --class NAME --count N --out DIR [--seed S] [--naming herlev|bethesda]``."""
+
+from __future__ import annotations
+
+from .params import CYTO_PARAMS
+
+
+def run(args) -> int:
+    from ..cli import progress_printer
+    from ..params import validate
+    from .generate import write_cells
+
+    v = validate(CYTO_PARAMS, {"cell_class": args.cell_class, "naming": args.naming, "count": args.count,
+                               "seed": args.seed})
+    written, csv_path = write_cells(args.out, v["cell_class"], v["count"], v["seed"], v["naming"], args.model,
+                                    progress=progress_printer)
+    print(f"wrote {len(written)} cells to {args.out} (classes and seeds in {csv_path})")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "cells",
+        help="generate cervical cell patches of a class (CellGAN): PNGs plus a CSV of classes and seeds",
+        description="Writes OUT/<class>/<requested>_s<seed>.png and OUT/cells.csv (merged with an existing one). "
+        "Cell n of a request uses seed S + n, so any cell can be made again alone. --class all writes COUNT cells "
+        "of every class of the naming (a class-balanced training set).",
+    )
+    p.add_argument("--class", dest="cell_class", required=True,
+                   help="a Herlev class (e.g. severe_dysplastic), a Bethesda category (NILM, LSIL, HSIL, carcinoma) or all")
+    p.add_argument("--count", type=int, required=True, help="cells to write (per class for 'all')")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first cell (default 0)")
+    p.add_argument("--naming", default="bethesda", help="labels in the CSV and folder names: herlev or bethesda")
+    p.add_argument("--model", default="cellgan", help="generator model id (default cellgan)")
+    p.set_defaults(func=run)
+
+
+__all__ = ["register", "run"]
