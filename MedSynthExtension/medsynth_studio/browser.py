@@ -46,6 +46,37 @@ _VIEW_STATS_JS = """
 """
 
 
+# The RGB pixels of one view image, every ``step``-th pixel in x and y, base64 (read back with numpy).
+_VIEW_PIXELS_JS = """
+([sel, index, step]) => {
+  const img = document.querySelectorAll(sel)[index];
+  if (!img || !img.complete || !img.naturalWidth) return null;
+  const w = img.naturalWidth, h = img.naturalHeight;
+  const c = document.createElement('canvas'); c.width = w; c.height = h;
+  const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, w, h).data;
+  const ws = Math.ceil(w / step), hs = Math.ceil(h / step);
+  const out = new Uint8Array(ws * hs * 3);
+  let n = 0;
+  for (let y = 0; y < h; y += step) for (let x = 0; x < w; x += step) {
+    const i = 4 * (y * w + x); out[n++] = d[i]; out[n++] = d[i + 1]; out[n++] = d[i + 2];
+  }
+  let bin = '';
+  for (let i = 0; i < out.length; i += 0x8000) bin += String.fromCharCode.apply(null, out.subarray(i, i + 0x8000));
+  return {w: ws, h: hs, b64: btoa(bin)};
+}
+"""
+
+#: Views of trame-slicer's "Quad View" in page order (its LayoutManager.default_grid_configuration():
+#: a column coronal over sagittal, then a column 3D over axial).
+QUAD_VIEW_ORDER = ("coronal", "sagittal", "3d", "axial")
+
+
+def view_index(name: str, layout: Sequence[str] = QUAD_VIEW_ORDER) -> int:
+    """Index of a view ("axial", "coronal", "sagittal", "3d") among the page's view images."""
+    return list(layout).index(name)
+
+
 def missing_requirements() -> Optional[str]:
     """Why the browser tests cannot run here, or None."""
     if not Path(CHROMIUM).exists():
@@ -175,6 +206,65 @@ def get_state(page, key: str):
 
 def _changed(a: dict, b: dict, min_delta: float) -> bool:
     return abs(a["mean"] - b["mean"]) > min_delta or abs(a["std"] - b["std"]) > min_delta
+
+
+def view_pixels(page, index: int, step: int = 2):
+    """The RGB pixels of view ``index`` (every ``step``-th pixel) as a uint8 array (rows, columns, 3), or None."""
+    import base64
+
+    import numpy as np
+
+    out = page.evaluate(_VIEW_PIXELS_JS, [VIEW_IMAGES, index, step])
+    if not out:
+        return None
+    return np.frombuffer(base64.b64decode(out["b64"]), np.uint8).reshape(out["h"], out["w"], 3)
+
+
+def changed_region(before, after, threshold: float = 30.0) -> dict:
+    """Where two view pixel arrays differ by more than ``threshold`` (grey levels, any channel).
+
+    ``{"count", "fraction", "box": (row0, col0, row1, col1) or None, "box_fraction": (rows, cols)}``:
+    how many pixels changed and the bounding box of the change as a fraction of the view.
+    """
+    import numpy as np
+
+    if before is None or after is None or before.shape != after.shape:
+        return {"count": -1, "fraction": 1.0, "box": None, "box_fraction": (1.0, 1.0)}
+    diff = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2) > threshold
+    where = np.argwhere(diff)
+    if len(where) == 0:
+        return {"count": 0, "fraction": 0.0, "box": None, "box_fraction": (0.0, 0.0)}
+    (r0, c0), (r1, c1) = where.min(axis=0), where.max(axis=0)
+    h, w = diff.shape
+    return {"count": int(len(where)), "fraction": float(len(where)) / diff.size, "box": (int(r0), int(c0), int(r1), int(c1)),
+            "box_fraction": ((r1 - r0 + 1) / h, (c1 - c0 + 1) / w)}
+
+
+def wait_for_pixels(page, index: int, before, min_count: int = 20, threshold: float = 30.0, step: int = 2,
+                    timeout_s: float = 20.0):
+    """Wait until at least ``min_count`` pixels of view ``index`` differ from ``before``; returns
+    (seconds waited, the new pixels, :func:`changed_region`)."""
+    t0 = time.perf_counter()
+    region: dict = {}
+    while time.perf_counter() - t0 < timeout_s:
+        now = view_pixels(page, index, step)
+        region = changed_region(before, now, threshold)
+        if region["count"] >= min_count:
+            return time.perf_counter() - t0, now, region
+        page.wait_for_timeout(15)
+    raise TimeoutError(f"view {index} did not change within {timeout_s:.0f} s (last: {region})")
+
+
+def wait_for_state(page, key: str, predicate, timeout_s: float = 30.0):
+    """Poll a trame state value until ``predicate(value)`` holds; returns the value."""
+    t0 = time.perf_counter()
+    value = None
+    while time.perf_counter() - t0 < timeout_s:
+        value = get_state(page, key)
+        if predicate(value):
+            return value
+        page.wait_for_timeout(50)
+    raise TimeoutError(f"state {key} = {value!r} after {timeout_s:.0f} s")
 
 
 def wait_for_view_change(page, before: List[dict], index: Optional[int] = None, min_delta: float = 1.0,
