@@ -741,6 +741,7 @@ def test_nodule_diameter_slider_rewrites_only_the_nodule_region(context, shape_m
     assert out is nodule.logic.output_node and out.GetName() == "chest_phantom_nodules"
     assert volumes.node("volume") is out and red.get_background_volume_id() == out.GetID()
     assert context.state["nodule_updates"] == 1 and "updated in" in context.state["nodule_status"]
+    assert context.state["volumes_show_3d"] is False  # as the Slicer panel: slice views + segment surfaces
     ras = [context.state[f"nodule_{n}"] for n in "ras"]
     assert red.get_slice_value() == pytest.approx(ras[2], abs=1.5)  # the views jumped to the centre
     small = voxels(out)

@@ -30,33 +30,6 @@ SCREENSHOT = REPO / "docs" / "studio.png"
 WAIT_MS = 30_000
 
 
-# A stand-in for the nodule shape model while it is not installed (a sphere's distance field), loaded
-# into the studio process through sitecustomize: the browser test of the NoduleSynth panel then checks
-# the panel's plumbing (live update, add, undo, place); the learned shapes are tested with the real model.
-SHAPE_STAND_IN = """
-try:
-    import types
-    import numpy as np
-    import medsynth.nodule.shape as _shape
-    from medsynth.runtime import list_models as _list_models
-    if "nodule-shape-vae" not in _list_models():
-        class _Sphere:
-            unit_voxels, sdf_clip, grid = 16.0, 8.0, 32
-            entry = types.SimpleNamespace(id="sphere-stand-in", version="0")
-            def __init__(self):
-                g = np.arange(32) - 15.5
-                r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
-                self._f = np.clip((r - 8.0) / 8.0, -1.0, 1.0).astype(np.float32)
-            def field(self, *args, **kwargs):
-                return self._f
-        _one = _Sphere()
-        _shape.default_shape_model = lambda: _one
-        print("MedSynth test: nodule shape model stand-in (sphere)", flush=True)
-except Exception as exc:
-    print("MedSynth test: stand-in not loaded:", exc, flush=True)
-"""
-
-
 def shape_model_installed() -> bool:
     from medsynth.runtime import list_models
 
@@ -65,11 +38,9 @@ def shape_model_installed() -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {}
-    if not shape_model_installed():
-        stub = tmp_path_factory.mktemp("shape_stand_in")
-        (stub / "sitecustomize.py").write_text(SHAPE_STAND_IN)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(stub), os.environ.get("PYTHONPATH", "")) if p)
+    # without the nodule shape model the studio process gets a sphere stand-in (browser.shape_stand_in_env):
+    # the NoduleSynth test then checks the panel's plumbing; the learned shapes are tested with the real model
+    env = {} if shape_model_installed() else browser.shape_stand_in_env(tmp_path_factory.mktemp("shape_stand_in"))
     with browser.StudioServer(start_timeout=120, env=env) as s:
         yield s
 

@@ -1,6 +1,6 @@
 """Benchmark MedSynth Studio in headless Chromium: page load -> first views, and slider -> updated view.
 
-    python benchmarks/bench_studio.py [--loads 3] [--slider PANEL:PARAM:V1,V2,...] [--json]
+    python benchmarks/bench_studio.py [--loads 3] [--slider PANEL:PARAM:V1,V2,...] [--no-modules] [--json]
 
 Starts ``medsynth studio`` (sample data) on a free 127.0.0.1 port, opens the page in the
 system Chromium through Playwright (nothing downloaded) and prints:
@@ -8,10 +8,17 @@ system Chromium through Playwright (nothing downloaded) and prints:
 * page load -> views: from navigation start until all four views (axial, coronal, sagittal,
   3D) show a non-blank image; split into "app connected" (the panel is in the page),
   "first view image" and "all views drawn".  Each load is a fresh page (new browser context).
-* slider -> view: from setting a live slider's state value (what dragging it sends) until a
-  view's pixels change; median over the values.  The default is the Volumes panel's window
-  slider.  HOOK: when the NoduleSynth panel lands, add its slider to SLIDERS below (e.g.
-  ``"nodule:diameter:6,12,18,24"``) - it is measured the same way.
+* slider -> view (generic): from setting a live slider's state value (what dragging it sends) until
+  a view's mean/std changes; median over the values (default: the Volumes panel's window slider).
+* NoduleSynth diameter slider -> updated axial view: on the chest phantom with a nodule at a
+  suggested lung point, from setting ``nodule_diameter_mm`` until the axial view's pixels change
+  (>= 10 pixels by more than 20 grey levels); the logic's own time (``lastUpdateMilliseconds``, from
+  the panel's status line) beside it.  Without the shape model ``nodule-shape-vae`` the studio gets
+  the tests' sphere stand-in (printed): a diameter change does not decode a new shape either way
+  (the decoded field is cached per shape), so the figure is the same path.
+* SliceSuperRes spacing slider -> preview: on a thick-slice copy of the sample MRI (B-spline), with
+  the axial view between two thick slices, from setting ``superres_spacing`` until the server has
+  computed the slab (the panel's preview counter in the page) and until the axial view's pixels change.
 
 Run on an idle machine; the numbers depend on the CPU (software OpenGL renders the views).
 """
@@ -24,16 +31,19 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "MedSynthExtension"))
 
 from medsynth_studio import browser  # noqa: E402
 
-#: Live sliders measured by default, as PANEL:PARAM:VALUES.  Add the nodule slider here once it exists.
+#: Live sliders measured by the generic view-statistics method, as PANEL:PARAM:VALUES.
 SLIDERS = [
     "volumes:window:60,120,240,480,960",
-    # "nodule:diameter:6,12,18,24",   # <- NoduleSynth panel (issue: slider change -> updated view)
 ]
+NODULE_DIAMETERS = (14.0, 18.0, 22.0, 26.0, 12.0, 16.0, 20.0, 24.0)
+SUPERRES_SPACINGS = (1.5, 2.0, 2.5, 3.0, 1.25, 1.75, 2.25, 2.75)
+AXIAL = browser.view_index("axial")
 
 
 def measure_load(page, url: str, timeout_s: float = 90.0) -> dict:
@@ -75,10 +85,107 @@ def measure_slider(page, spec: str) -> dict:
             "max_ms": 1000 * max(times)}
 
 
+def _open_panel(page, panel_id: str) -> None:
+    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    browser.wait_for_state(page, "studio_panel", lambda v: panel_id in (v or []), timeout_s=15)
+
+
+def _close_panel(page, panel_id: str) -> None:
+    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    browser.wait_for_state(page, "studio_panel", lambda v: panel_id not in (v or []), timeout_s=15)
+
+
+def _settled(page, index: int, timeout_s: float = 20.0):
+    deadline = time.perf_counter() + timeout_s
+    last = browser.view_pixels(page, index)
+    while time.perf_counter() < deadline:
+        page.wait_for_timeout(300)
+        now = browser.view_pixels(page, index)
+        if browser.changed_region(last, now, 8)["count"] == 0:
+            return now
+        last = now
+    return last
+
+
+def _summary(times: List[float]) -> dict:
+    return {"n": len(times), "median_ms": 1000 * statistics.median(times), "max_ms": 1000 * max(times)}
+
+
+def measure_nodule(page) -> dict:
+    """NoduleSynth: diameter slider -> updated axial view (chest phantom, suggested lung point)."""
+    import re
+
+    if browser.get_state(page, "nodule_diameter_mm") is None:
+        return {"skipped": "no NoduleSynth panel in this studio"}
+    _open_panel(page, "nodule")
+    page.locator(".medsynth-panel-nodule .medsynth-action-phantom").click()
+    browser.wait_for_state(page, "nodule_volume_items", lambda v: any(i["title"] == "chest_phantom" for i in v or []))
+    page.locator(".medsynth-panel-nodule .medsynth-action-suggest").click()
+    try:
+        browser.wait_for_state(page, "nodule_output", lambda v: bool(v), timeout_s=30)
+    except TimeoutError:
+        return {"skipped": f"no nodule made: {browser.get_state(page, 'nodule_error')}"}
+    view, logic = [], []
+    for value in NODULE_DIAMETERS:
+        before = _settled(page, AXIAL)
+        n = browser.get_state(page, "nodule_updates")
+        t0 = time.perf_counter()
+        browser.set_state(page, "nodule_diameter_mm", value)
+        try:
+            browser.wait_for_pixels(page, AXIAL, before, min_count=10, threshold=20, timeout_s=15)
+        except TimeoutError:
+            continue
+        view.append(time.perf_counter() - t0)
+        browser.wait_for_state(page, "nodule_updates", lambda v: v > n, timeout_s=15)
+        found = re.search(r"updated in (\d+) ms", browser.get_state(page, "nodule_status") or "")
+        if found:
+            logic.append(float(found.group(1)) / 1000.0)
+    _close_panel(page, "nodule")
+    if not view:
+        return {"skipped": "no diameter change was seen in the axial view"}
+    out = {"view": _summary(view)}
+    if logic:
+        out["logic"] = _summary(logic)
+    return out
+
+
+def measure_superres(page) -> dict:
+    """SliceSuperRes: spacing slider -> slab preview computed (state) and axial view updated (pixels)."""
+    if browser.get_state(page, "superres_spacing") is None:
+        return {"skipped": "no SliceSuperRes panel in this studio"}
+    _open_panel(page, "superres")
+    browser.set_state(page, "superres_method", "bspline")
+    page.locator(".medsynth-panel-superres .medsynth-action-thick").click()
+    browser.wait_for_state(page, "superres_preview_n", lambda v: (v or 0) >= 1, timeout_s=30)
+    red = "Red__SliderState__value"  # the axial view's slice slider: go between two thick slices
+    n = browser.get_state(page, "superres_preview_n")
+    browser.set_state(page, red, float(browser.get_state(page, red)) + 3.0)
+    browser.wait_for_state(page, "superres_preview_n", lambda v: v > n)
+    computed, view = [], []
+    for value in SUPERRES_SPACINGS:
+        before = _settled(page, AXIAL)
+        n = browser.get_state(page, "superres_preview_n")
+        t0 = time.perf_counter()
+        browser.set_state(page, "superres_spacing", value)
+        browser.wait_for_state(page, "superres_preview_n", lambda v: v > n, timeout_s=15)
+        computed.append(time.perf_counter() - t0)
+        try:
+            browser.wait_for_pixels(page, AXIAL, before, min_count=50, threshold=2, timeout_s=5)
+            view.append(time.perf_counter() - t0)
+        except TimeoutError:
+            pass  # this spacing put a slab plane on the view's plane: nothing visible changed
+    _close_panel(page, "superres")
+    out = {"computed": _summary(computed)}
+    if view:
+        out["view"] = _summary(view)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loads", type=int, default=3, help="page loads to time (fresh page each)")
     parser.add_argument("--slider", action="append", help="PANEL:PARAM:V1,V2,... (repeatable; default: SLIDERS)")
+    parser.add_argument("--no-modules", action="store_true", help="skip the NoduleSynth and SliceSuperRes figures")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     missing = browser.missing_requirements()
@@ -87,8 +194,17 @@ def main(argv=None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    result = {"loads": [], "sliders": []}
-    with browser.StudioServer(start_timeout=180) as server, sync_playwright() as pw:
+    import tempfile
+
+    from medsynth.runtime import list_models
+
+    result = {"loads": [], "sliders": [], "shape_model": "installed"}
+    env = {}
+    stand_in_dir = tempfile.TemporaryDirectory(prefix="medsynth-bench-")
+    if "nodule-shape-vae" not in list_models():
+        env = browser.shape_stand_in_env(stand_in_dir.name)
+        result["shape_model"] = "sphere stand-in (nodule-shape-vae not installed)"
+    with stand_in_dir, browser.StudioServer(start_timeout=180, env=env) as server, sync_playwright() as pw:
         result["server_start_s"] = server.started_s
         chromium = browser.launch_chromium(pw)
         try:
@@ -100,6 +216,9 @@ def main(argv=None) -> int:
                     context.close()
             for spec in args.slider or SLIDERS:
                 result["sliders"].append(measure_slider(page, spec))
+            if not args.no_modules:
+                result["superres"] = measure_superres(page)
+                result["nodule"] = measure_nodule(page)
         finally:
             chromium.close()
     views = [r["views_s"] for r in result["loads"]]
@@ -118,6 +237,26 @@ def main(argv=None) -> int:
         else:
             print(f"slider {s['slider']}: change -> updated view median {s['median_ms']:.0f} ms "
                   f"(max {s['max_ms']:.0f} ms, n={s['n']})")
+    sr = result.get("superres")
+    if sr is not None:
+        if "skipped" in sr:
+            print(f"superres spacing slider: skipped ({sr['skipped']})")
+        else:
+            line = (f"superres spacing slider -> slab preview computed (in the page's state) median "
+                    f"{sr['computed']['median_ms']:.0f} ms (max {sr['computed']['max_ms']:.0f} ms, n={sr['computed']['n']})")
+            if "view" in sr:
+                line += f"; -> axial view updated median {sr['view']['median_ms']:.0f} ms (n={sr['view']['n']})"
+            print(line)
+    nd = result.get("nodule")
+    if nd is not None:
+        if "skipped" in nd:
+            print(f"nodule diameter slider: skipped ({nd['skipped']})")
+        else:
+            line = (f"nodule diameter slider -> updated axial view median {nd['view']['median_ms']:.0f} ms "
+                    f"(max {nd['view']['max_ms']:.0f} ms, n={nd['view']['n']})")
+            if "logic" in nd:
+                line += f"; NoduleSynthLogic.update median {nd['logic']['median_ms']:.0f} ms"
+            print(line + f"; shape model: {result['shape_model']}")
     return 0
 
 

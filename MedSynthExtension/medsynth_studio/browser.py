@@ -77,6 +77,39 @@ def view_index(name: str, layout: Sequence[str] = QUAD_VIEW_ORDER) -> int:
     return list(layout).index(name)
 
 
+# For the browser tests and the benchmark while the nodule shape model is not installed: a stand-in
+# (a sphere's distance field) put into the studio process by a sitecustomize module.  It says so on
+# its first line of output; it does nothing when the real model is installed.
+SHAPE_STAND_IN = """
+try:
+    import types
+    import numpy as np
+    import medsynth.nodule.shape as _shape
+    from medsynth.runtime import list_models as _list_models
+    if "nodule-shape-vae" not in _list_models():
+        class _Sphere:
+            unit_voxels, sdf_clip, grid = 16.0, 8.0, 32
+            entry = types.SimpleNamespace(id="sphere-stand-in", version="0")
+            def __init__(self):
+                g = np.arange(32) - 15.5
+                r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+                self._f = np.clip((r - 8.0) / 8.0, -1.0, 1.0).astype(np.float32)
+            def field(self, *args, **kwargs):
+                return self._f
+        _one = _Sphere()
+        _shape.default_shape_model = lambda: _one
+        print("MedSynth test: nodule shape model stand-in (sphere)", flush=True)
+except Exception as exc:
+    print("MedSynth test: stand-in not loaded:", exc, flush=True)
+"""
+
+
+def shape_stand_in_env(folder: os.PathLike) -> Dict[str, str]:
+    """Environment for :class:`StudioServer` that loads :data:`SHAPE_STAND_IN` (written into ``folder``)."""
+    (Path(folder) / "sitecustomize.py").write_text(SHAPE_STAND_IN)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def missing_requirements() -> Optional[str]:
     """Why the browser tests cannot run here, or None."""
     if not Path(CHROMIUM).exists():

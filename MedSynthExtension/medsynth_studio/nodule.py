@@ -115,6 +115,12 @@ class NoduleSynthPanel(StudioPanel):
             raise MedSynthError(
                 f"NoduleSynth needs its shape model '{SHAPE_MODEL}', which is not available here ({exc})") from None
         self.studio.show_result(out)
+        # As the Slicer panel: the output in the slice views, the nodules' segment surfaces in 3D - not a
+        # volume rendering, which a CPU renderer redraws in ~0.3 s on every slider move (the Volumes
+        # panel's switch turns it back on).
+        volumes = self.studio.panel("volumes")
+        if volumes is not None and self.state[volumes.key("show_3d")]:
+            volumes.set_values(show_3d=False)
         self._set(output=out.GetName(), output_id=out.GetID(), kept=0, segmentation="")
 
     # ------------------------------------------------------------------ live
