@@ -8,9 +8,12 @@ from .params import CYTO_PARAMS
 def run(args) -> int:
     from ..cli import progress_printer
     from ..params import validate
+    from .classes import canonical_class
     from .generate import write_cells
+    from .params import ALL
 
-    v = validate(CYTO_PARAMS, {"cell_class": args.cell_class, "naming": args.naming, "count": args.count,
+    cell_class = ALL if str(args.cell_class).strip().lower() == ALL else canonical_class(args.cell_class)
+    v = validate(CYTO_PARAMS, {"cell_class": cell_class, "naming": args.naming, "count": args.count,
                                "seed": args.seed})
     written, csv_path = write_cells(args.out, v["cell_class"], v["count"], v["seed"], v["naming"], args.model,
                                     progress=progress_printer)

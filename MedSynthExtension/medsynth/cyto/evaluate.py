@@ -183,7 +183,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)  # (no disp=: deprecated in SciPy 1.17, gone in 1.18)
     if not np.all(np.isfinite(covmean)):
         eps = 1e-6 * np.eye(len(s1))
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
