@@ -183,7 +183,11 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(s1 @ s2)  # (no disp=: deprecated in SciPy 1.17, gone in 1.18)
+    import warnings
+
+    with warnings.catch_warnings():  # a collapsed generator gives a singular covariance: handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)  # (no disp=: deprecated in SciPy 1.17, gone in 1.18)
     if not np.all(np.isfinite(covmean)):
         eps = 1e-6 * np.eye(len(s1))
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
