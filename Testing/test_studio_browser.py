@@ -165,12 +165,15 @@ def test_superres_thick_copy_live_spacing_and_apply(page, tmp_path):
     assert out in page.locator(".medsynth-panel-volumes .medsynth-input-volume").first.inner_text()
     assert page.locator(".medsynth-panel-superres .medsynth-message").inner_text().startswith("Apply (")
 
+    close_panel(page, "volumes")  # the screenshot shows the module panel
+    page.wait_for_timeout(500)
     update = os.environ.get("MEDSYNTH_UPDATE_DOCS") == "1" or not SCREENSHOT.exists()
     target = SCREENSHOT if update else tmp_path / "studio.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 20_000
     close_panel(page, "superres")
+    open_panel(page, "volumes")
 
 
 def test_nodule_live_diameter_add_undo_and_click_to_place(page, server):
