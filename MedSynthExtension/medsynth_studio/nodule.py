@@ -17,7 +17,6 @@ every attempt shows the error from the engine, nothing else breaks.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, Sequence
 
 from medsynth.errors import InputError, MedSynthError, ModelError
@@ -27,8 +26,6 @@ from medsynth.params import Param
 from .controls import build_control
 from .modules import import_lib, model_available
 from .panel import Action, NodeInput, StudioPanel
-
-log = logging.getLogger("medsynth.studio")
 
 _lib = import_lib("NoduleSynth")  # ImportError when the module has not landed: the panel is skipped
 NoduleSynthLogic = _lib.NoduleSynthLogic

@@ -16,7 +16,6 @@ The studio face of the SliceSuperRes module: the same parameters
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any, Dict, Optional
 
 from medsynth.errors import InputError
@@ -25,8 +24,6 @@ from medsynth.superres.params import SUPERRES_PARAMS
 
 from .modules import import_lib, model_available
 from .panel import Action, NodeInput, StudioPanel
-
-log = logging.getLogger("medsynth.studio")
 
 _lib = import_lib("SliceSuperRes")  # ImportError when the module has not landed: the panel is skipped
 SliceSuperResLogic = _lib.SliceSuperResLogic
