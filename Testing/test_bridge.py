@@ -343,3 +343,14 @@ def test_update_node_region_writes_only_the_region(scene):
     np.testing.assert_array_equal(back.ijk_to_ras, vol.ijk_to_ras)
     with pytest.raises(InputError, match="differ in shape"):
         bridge.update_node_region(node, region, np.zeros((1, 1, 1)))
+
+
+def test_copy_display_fixes_window_level(scene):
+    a = bridge.node_from_volume(scene, Volume(np.arange(60, dtype=np.int16).reshape(3, 4, 5), name="a"))
+    b = bridge.node_from_volume(scene, Volume(np.zeros((3, 4, 5), np.int16), name="b"))
+    a.GetDisplayNode().SetAutoWindowLevel(False)
+    a.GetDisplayNode().SetWindowLevel(40, 10)
+    bridge.copy_display(a, b)
+    d = b.GetDisplayNode()
+    assert (d.GetWindow(), d.GetLevel(), d.GetAutoWindowLevel()) == (40, 10, 0)
+    assert d.GetColorNodeID() == a.GetDisplayNode().GetColorNodeID()

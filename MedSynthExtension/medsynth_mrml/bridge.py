@@ -350,6 +350,17 @@ def update_node_from_volume(node: "slicer.vtkMRMLVolumeNode", volume: Volume) ->
 
 
 # =========================================================================== segmentations
+def copy_display(source_node: "slicer.vtkMRMLVolumeNode", target_node: "slicer.vtkMRMLVolumeNode") -> None:
+    """Give ``target_node`` the colour table and window/level of ``source_node`` (fixed, not automatic),
+    so a result or a preview looks like its input."""
+    src, dst = source_node.GetDisplayNode(), target_node.GetDisplayNode()
+    if src is None or dst is None or not hasattr(src, "GetWindow"):
+        return
+    dst.SetAndObserveColorNodeID(src.GetColorNodeID())
+    dst.SetAutoWindowLevel(False)
+    dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+
+
 def update_node_region(
     node: "slicer.vtkMRMLVolumeNode", region: Tuple[slice, ...], values: np.ndarray
 ) -> "slicer.vtkMRMLVolumeNode":

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from medsynth.errors import InputError
 from medsynth.nodule import NoduleSession, NoduleSpec
 from medsynth_mrml import (
+    copy_display,
     node_from_volume,
     remove_node,
     segmentation_node_from_labels,
@@ -57,18 +58,17 @@ class NoduleSynthLogic:
         self._last_region = None
 
     # ------------------------------------------------------------------ live session
-    def start(self, input_node: Any, photometric: Optional[str] = None) -> Any:
-        """Begin editing ``input_node``: an output volume node (a copy) beside it. Returns the output node."""
+    def start(self, input_node: Any, photometric: Optional[str] = None, model: Any = None) -> Any:
+        """Begin editing ``input_node``: an output volume node (a copy) beside it. Returns the output node.
+
+        ``model``: a shape model other than the shipped one (as :class:`medsynth.nodule.NoduleSession` takes).
+        """
         volume = volume_from_node(input_node)
-        self.session = NoduleSession(volume, photometric=photometric or photometric_of(input_node))
+        self.session = NoduleSession(volume, model=model, photometric=photometric or photometric_of(input_node))
         self.input_node = input_node
         self.output_node = node_from_volume(self.scene, self.session.output_volume(), reference_node=input_node,
                                             suffix="nodules")
-        src, dst = input_node.GetDisplayNode(), self.output_node.GetDisplayNode()
-        if src is not None and dst is not None:
-            dst.SetAndObserveColorNodeID(src.GetColorNodeID())
-            dst.SetAutoWindowLevel(False)
-            dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+        copy_display(input_node, self.output_node)
         self.segmentation_node = None
         self._last_region = None
         return self.output_node

@@ -19,7 +19,7 @@ from medsynth.superres import SuperResResult, output_grid, output_index_of_ras, 
 from medsynth.superres.geometry import AXIS_NAMES, check_volume
 from medsynth.superres.params import SUPERRES_PARAMS
 from medsynth.volume import Volume
-from medsynth_mrml import node_from_volume, update_node_from_volume, volume_from_node
+from medsynth_mrml import copy_display, node_from_volume, update_node_from_volume, volume_from_node
 
 #: node references of the module's parameter node (name -> MRML class name)
 NODE_REFERENCES = {"inputVolume": "vtkMRMLScalarVolumeNode"}
@@ -61,12 +61,7 @@ class SliceSuperResLogic:
             reference_node=input_node,
             suffix=f"{result.method}_{result.grid.spacing:.3g}mm",
         )
-        src, dst = input_node.GetDisplayNode(), out.GetDisplayNode()
-        if src is not None and dst is not None:
-            dst.SetAndObserveColorNodeID(src.GetColorNodeID())
-            dst.SetAutoWindowLevel(src.GetAutoWindowLevel())
-            if not src.GetAutoWindowLevel():
-                dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
+        copy_display(input_node, out)
         out.SetAttribute("MedSynth.SliceSuperRes", result.describe())
         return out
 
@@ -127,6 +122,7 @@ class SliceSuperResLogic:
             preview_node = node_from_volume(self.scene, slab, reference_node=input_node, suffix="preview")
             preview_node.SetHideFromEditors(True)
             preview_node.SetSaveWithScene(False)
+            copy_display(input_node, preview_node)
         else:
             update_node_from_volume(preview_node, slab)
         self.lastPreviewMilliseconds = 1000 * (time.perf_counter() - t0)
