@@ -91,6 +91,10 @@ class CytoSynthWidget(MedSynthModuleWidget):
     def onPointMoved(self, caller=None, event=None):
         self.updateGUIFromParameterNode()
 
+    def _onTaskFinished(self, cancelled):
+        MedSynthModuleWidget._onTaskFinished(self, cancelled)
+        self.updateGUIFromParameterNode()  # re-enable Insert / Write to folder
+
     # ------------------------------------------------------------------ Generate (background task)
     def startTask(self):
         values = self.values()
