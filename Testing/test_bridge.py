@@ -354,3 +354,43 @@ def test_copy_display_fixes_window_level(scene):
     d = b.GetDisplayNode()
     assert (d.GetWindow(), d.GetLevel(), d.GetAutoWindowLevel()) == (40, 10, 0)
     assert d.GetColorNodeID() == a.GetDisplayNode().GetColorNodeID()
+
+
+# --------------------------------------------------------------------------- tables
+def test_table_from_rows_types_names_and_placement(scene):
+    import math
+
+    rows = [
+        {"region": "caudate", "side": "L", "sbr": 2.5, "n": 3},
+        {"region": "putamen", "sbr": None, "n": 4, "note": "low"},
+    ]
+    node = bridge.table_node_from_rows(scene, rows, name="SBR")
+    assert node.IsA("vtkMRMLTableNode") and node.GetName() == "SBR"
+    assert [node.GetColumnName(c) for c in range(node.GetNumberOfColumns())] == ["region", "side", "sbr", "n", "note"]
+    assert node.GetNumberOfRows() == 2
+    table = node.GetTable()
+    assert table.GetColumnByName("sbr").GetValue(0) == 2.5 and math.isnan(table.GetColumnByName("sbr").GetValue(1))
+    assert table.GetColumnByName("n").IsNumeric() and not table.GetColumnByName("region").IsNumeric()
+    assert node.GetCellText(1, 1) == "" and node.GetCellText(1, 4) == "low"
+    assert bridge.table_node_from_rows(scene, rows, name="SBR").GetName() != "SBR"  # unique
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    folder = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), "series")
+    reference = bridge.node_from_volume(scene, label_volume(), name="PET")
+    hierarchy.CreateItem(folder, reference)
+    placed = bridge.table_node_from_rows(scene, rows[:1], reference_node=reference)
+    assert placed.GetName() == "PET_table"
+    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(placed)) == folder
+    empty = bridge.table_node_from_rows(scene, [])
+    assert empty.GetNumberOfRows() == 0 and empty.GetNumberOfColumns() == 0
+
+
+def test_table_from_rows_refuses_bad_rows(scene):
+    before = scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems()
+    with pytest.raises(InputError, match="mapping"):
+        bridge.table_node_from_rows(scene, [{"a": 1}, [1, 2]])
+    with pytest.raises(InputError, match="sequence of mappings"):
+        bridge.table_node_from_rows(scene, {"a": 1})
+    with pytest.raises(InputError, match="column names"):
+        bridge.table_node_from_rows(scene, [{1: "x"}])
+    assert scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == before

@@ -680,6 +680,67 @@ def roi_from_bounds(
     return node
 
 
+# =========================================================================== tables
+TABLE_CLASS = "vtkMRMLTableNode"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def table_node_from_rows(
+    scene: "slicer.vtkMRMLScene",
+    rows: Sequence[Mapping[str, object]],
+    name: Optional[str] = None,
+    reference_node: Optional["slicer.vtkMRMLNode"] = None,
+) -> "slicer.vtkMRMLTableNode":
+    """Add a table node with one row per mapping of ``rows`` (column name -> value).
+
+    Columns are the keys in order of first appearance.  A column whose values are all numbers
+    (``None`` counts as missing) is a double column, missing values NaN; any other column is text
+    (``None`` -> empty).  ``name`` defaults to ``"<reference name>_table"`` (or ``"table"``), made
+    unique; the node is put beside ``reference_node`` in the subject hierarchy.
+    """
+    _require_scene(scene)
+    if isinstance(rows, Mapping) or isinstance(rows, (str, bytes)):
+        raise InputError("rows must be a sequence of mappings (column name -> value), one per row")
+    rows = list(rows)
+    columns: List[str] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise InputError(f"row {index} is a {type(row).__name__}, not a mapping (column name -> value)")
+        for key in row:
+            if not isinstance(key, str) or not key:
+                raise InputError(f"row {index}: column names must be non-empty strings, got {key!r}")
+            if key not in columns:
+                columns.append(key)
+    table = vtk.vtkTable()
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        numeric = all(v is None or _is_number(v) for v in values) and any(v is not None for v in values)
+        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        array.SetName(column)
+        array.SetNumberOfValues(len(rows))
+        for r, value in enumerate(values):
+            if numeric:
+                array.SetValue(r, float("nan") if value is None else float(value))
+            else:
+                array.SetValue(r, "" if value is None else str(value))
+        table.AddColumn(array)
+    if not name:
+        stem = reference_node.GetName() if reference_node is not None and reference_node.GetName() else ""
+        name = f"{stem}_table" if stem else "table"
+    node = scene.AddNewNodeByClass(TABLE_CLASS, scene.GenerateUniqueName(name))
+    try:
+        node.SetAndObserveTable(table)
+        node.SetUseColumnNameAsColumnHeader(True)
+        place_beside(scene, node, reference_node)
+    except BaseException:
+        remove_node(scene, node)
+        raise
+    return node
+
+
 # =========================================================================== files
 def _vector_file(path: Path) -> bool:
     """Whether the image file has more than one component (peeks at the header only)."""
