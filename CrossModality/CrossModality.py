@@ -1,0 +1,178 @@
+"""CrossModality: cross-modality synthesis. PET part: FDG -> 11C-CFT brain PET and striatal binding ratios.
+
+Thin module file: the panel and the Slicer self-test. The logic is in ``CrossModalityLib`` (takes the scene;
+usable from the Python console and under the slicer-core wheel), the algorithm in ``medsynth.pet``.
+(The MR -> CT part is another issue.)
+"""
+
+import os
+import sys
+
+import slicer
+from slicer.ScriptedLoadableModule import ScriptedLoadableModule, ScriptedLoadableModuleTest
+
+# the engine and the shared helpers live in the MedSynthExtension module folder
+_EXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "MedSynthExtension")
+if os.path.isdir(_EXT) and _EXT not in sys.path:
+    sys.path.append(_EXT)
+
+from medsynth_slicer.widget import MedSynthModuleWidget  # noqa: E402
+from CrossModalityLib import NODE_REFERENCES, PARAMS, CrossModalityLogic  # noqa: E402
+
+CITATION = (
+    "Synthesis of 11C-CFT (dopamine transporter) PET from 18F-FDG PET for the diagnosis of Parkinson's disease: "
+    "a residual U-Net generator trained with paired, adversarial and cycle-consistency losses (EJNMMI, 2025)."
+)
+
+
+class CrossModality(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Cross-Modality Synthesis"
+        self.parent.categories = ["MedSynth"]
+        self.parent.dependencies = ["MedSynthExtension"]
+        self.parent.contributors = ["MedSynth developers"]
+        self.parent.helpText = (
+            "Brain PET: <i>Synthesize CFT</i> makes a dopamine-transporter (11C-CFT-like) PET from an 18F-FDG PET "
+            "into a new volume node on the FDG's grid (SUVR, occipital cortex = 1). A native-space FDG is "
+            "registered affinely to the FDG template first; a registration that does not converge, or an MR/CT "
+            "given as PET, is refused with the reason. <i>Striatal binding</i> measures the striatal binding "
+            "ratios (caudate, anterior and posterior putamen, left and right, and the asymmetry index) of the "
+            "synthetic CFT into a table and adds the regions as a segmentation on the FDG's grid.<br><br>"
+            "The generator was trained on <b>simulated</b> PET only (MedSynth's simulator); the output is not a "
+            "measurement and not for clinical use.<br><br>" + CITATION
+        )
+        self.parent.acknowledgementText = (
+            "MedSynth. Atlas from the MNI ICBM152 2009a tissue maps and AAL regions. Method: " + CITATION
+        )
+
+
+class CrossModalityWidget(MedSynthModuleWidget):
+    PARAMS = PARAMS
+    NODE_REFERENCES = NODE_REFERENCES
+    LOGIC_CLASS = CrossModalityLogic
+    APPLY_TEXT = "Synthesize CFT"
+
+    def setupModule(self):
+        self.ui.bindingButton.connect("clicked(bool)", self.onStriatalBinding)
+
+    def updateGUIFromParameterNode(self):
+        node = self._parameterNode.fdgVolume if self._parameterNode else None
+        self.ui.bindingButton.enabled = self._task is None and node is not None
+        if self._task is None and node is None:
+            self.ui.statusLabel.text = "Select an FDG PET volume."
+
+    def _onTaskFinished(self, cancelled):
+        MedSynthModuleWidget._onTaskFinished(self, cancelled)
+        self.updateGUIFromParameterNode()
+
+    # ------------------------------------------------------------------ Synthesize CFT (Apply)
+    def startTask(self):
+        inputNode = self._parameterNode.fdgVolume
+        values = self.values()
+        volume = self.logic.inputVolume(inputNode)
+        self.ui.bindingButton.enabled = False
+
+        def compute(progress, cancel):
+            return self.logic.compute_synthesis(volume, values, progress, cancel)
+
+        def onDone(result):
+            outputNode = self.logic.finish_synthesis(inputNode, result)
+            slicer.util.setSliceViewerLayers(background=inputNode, foreground=outputNode, foregroundOpacity=0.5,
+                                             fit=True)
+            self.ui.statusLabel.text = (
+                f"Done: {outputNode.GetName()} (SUVR; input {result.space}) in {result.seconds:.1f} s. "
+                "Synthetic, from a generator trained on simulated PET."
+            )
+
+        return compute, onDone
+
+    # ------------------------------------------------------------------ Striatal binding (second long action)
+    def onStriatalBinding(self):
+        if self._task is not None:
+            return
+        from medsynth_slicer.worker import BackgroundTask
+
+        inputNode = self._parameterNode.fdgVolume
+        values = self.values()
+
+        def onDone(result):
+            table, segmentation = self.logic.finish_binding(inputNode, result)
+            slicer.util.setSliceViewerLayers(background=inputNode, fit=True)
+            layoutManager = slicer.app.layoutManager()
+            if layoutManager is not None:
+                layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+                slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+                slicer.app.applicationLogic().PropagateTableSelection()
+            pp = [table.GetCellText(2, c) for c in (1, 2)]
+            self.ui.statusLabel.text = (
+                f"Posterior putamen SBR (synthetic CFT): L {pp[0]}, R {pp[1]}; table '{table.GetName()}', "
+                f"regions '{segmentation.GetName()}'."
+            )
+
+        with slicer.util.tryWithErrorDisplay("Striatal binding failed to start.", waitCursor=True):
+            volume = self.logic.inputVolume(inputNode)
+            self._task = BackgroundTask(
+                lambda progress, cancel: self.logic.compute_binding(volume, values, progress, cancel),
+                on_done=lambda result: self._finishTask(onDone, result),
+                on_error=self._onTaskError,
+                on_progress=self._onTaskProgress,
+                on_finished=self._onTaskFinished,
+            )
+            self.ui.applyButton.text = "Cancel"
+            self.ui.bindingButton.enabled = False
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.show()
+            self._task.start()
+
+
+class CrossModalityTest(ScriptedLoadableModuleTest):
+    """Runs in Slicer (Reload and Test): a simulated FDG -> synthetic CFT node, SBR table and regions, bad input."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_synthesis_and_binding()
+        self.test_bad_input_adds_nothing()
+
+    def _fdgNode(self, group):
+        from medsynth.pet.atlas import load_atlas
+        from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+        from medsynth_mrml import node_from_volume
+
+        rng = subject_rng(3, 0 if group == "NC" else 1)
+        sub = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, load_atlas())
+        return node_from_volume(slicer.mrmlScene, sub.fdg, name=f"FDG_{group}")
+
+    def test_synthesis_and_binding(self):
+        import numpy as np
+
+        logic = CrossModalityLogic(slicer.mrmlScene)
+        pp = {}
+        for group in ("NC", "PD"):
+            fdg = self._fdgNode(group)
+            before = slicer.util.arrayFromVolume(fdg).copy()
+            cft = logic.synthesize(fdg)
+            self.assertEqual(slicer.util.arrayFromVolume(cft).shape, before.shape)
+            table, segmentation = logic.striatalBinding(fdg)
+            self.assertEqual(table.GetNumberOfRows(), 5)
+            self.assertGreaterEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 8)
+            pp[group] = min(float(table.GetCellText(2, 1)), float(table.GetCellText(2, 2)))
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(fdg), before)
+        self.assertLess(pp["PD"], pp["NC"])
+        self.delayDisplay("CrossModality: synthetic CFT and striatal binding passed")
+
+    def test_bad_input_adds_nothing(self):
+        import numpy as np
+        from medsynth import InputError, Volume, make_ijk_to_ras
+        from medsynth_mrml import node_from_volume
+
+        flat = node_from_volume(slicer.mrmlScene, Volume(np.zeros((1, 64, 64), np.float32), make_ijk_to_ras((2, 2, 2)),
+                                                         name="flat"))
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        with self.assertRaises(InputError):
+            CrossModalityLogic(slicer.mrmlScene).synthesize(flat)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
+        self.delayDisplay("CrossModality: bad input refused")
