@@ -241,7 +241,7 @@ def evaluate_cohort(
         "cohort": str(folder),
         "command": command,
         "skipped_training_subjects": skipped,
-        "device": provider,
+        "device": _device_words(provider),
         "seconds": round(time.perf_counter() - t0, 1),
         "note": "simulated subjects (medsynth pet-simulate), not real PET",
         "summary": {"fdg2cft": summary_fdg2cft, "cft2fdg": summary_cft2fdg},
@@ -250,6 +250,15 @@ def evaluate_cohort(
     if log is not None:
         log(json.dumps(result["summary"], indent=2))
     return result
+
+
+def _device_words(provider: str) -> str:
+    """Where the evaluation ran, in words: ``"CPU (ONNX Runtime CPUExecutionProvider, 2 cores)"``."""
+    import os
+    import platform
+
+    kind = "CPU" if provider.startswith("CPU") else "GPU"
+    return f"{kind} (ONNX Runtime {provider}, {platform.machine()}, {os.cpu_count()} cores)"
 
 
 def card_metrics_section(model_id: str, metrics: Dict[str, Any]) -> List[str]:
@@ -273,7 +282,7 @@ def card_metrics_section(model_id: str, metrics: Dict[str, Any]) -> List[str]:
     a_all, a_pp = f["sbr_agreement_all_subregions"], f["sbr_agreement_posterior_putamen_lower_side"]
     lines += [
         f"Cohort: {f['subjects']['NC']} NC + {f['subjects']['PD']} PD simulated subjects not used in training; "
-        f"ONNX Runtime provider {metrics.get('device', '')}. Command:",
+        f"evaluated on {metrics.get('device', '')}. Command:",
         "",
         "```",
         metrics["command"].replace(" && ", "\n"),

@@ -583,6 +583,9 @@ def export(ckpt_path: Path, out: Path, args: argparse.Namespace, log: Log = prin
             f"(validation {tr.get('val_indices')}); evaluate on another seed"
         )
         entry.extra["citation"] = CITATION
+        entry.extra["train_device"] = _device_words(tr["device"])
+        entry.extra["train_seconds"] = tr["seconds"]
+        entry.extra["data"] = "simulated PET only (medsynth pet-simulate); no real patient data"
         write_manifest_entry(out, entry)
         entries[mid] = entry
         log(f"exported {entry.path} ({entry.path.stat().st_size / 1e6:.1f} MB)")
@@ -600,6 +603,9 @@ def export(ckpt_path: Path, out: Path, args: argparse.Namespace, log: Log = prin
         for mid in entries:
             entries[mid].metrics = metrics["summary"][mid]
             entries[mid].extra["evaluation_command"] = metrics["command"]
+            entries[mid].extra["evaluation_device"] = metrics["device"]
+            entries[mid].extra["evaluation_seconds"] = metrics["seconds"]
+            entries[mid].extra["evaluation_data"] = metrics["note"]
             write_manifest_entry(out, entries[mid])
     for mid, e in entries.items():
         write_card(out / f"{mid}.md", e, ck, metrics)
@@ -615,6 +621,12 @@ def _training_command(ck: Dict[str, Any]) -> str:
              + (" --device cuda" if "CPU" not in str(tr["device"]) else " --device cpu --threads 1"),
              "python -m medsynth.pet.train --export CKPT_DIR/pet_synthesis.pt --out Resources/Models"]
     return " && ".join(parts)
+
+
+def _device_words(device: str) -> str:
+    """The training device in words: ``"NVIDIA H200"`` -> ``"GPU: NVIDIA H200 (CUDA)"``."""
+    d = str(device)
+    return d if "CPU" in d.upper() else f"GPU: {d} (CUDA)"
 
 
 def write_card(path: Path, entry: Any, ck: Dict[str, Any], metrics: Dict[str, Any]) -> Path:
@@ -659,7 +671,7 @@ def write_card(path: Path, entry: Any, ck: Dict[str, Any], metrics: Dict[str, An
         f"{tr['losses']['adversarial']} with a 3D PatchGAN per tracer.",
         f"- {tr['optimiser']}; {tr['augmentation']}.",
         f"- {tr['steps_done']} steps (of {tr['steps_planned']}) x batch {tr['batch']} per domain, seed {tr['seed']}, "
-        f"{tr['seconds']:.0f} s on {tr['device']} (torch {tr['torch']}).",
+        f"{tr['seconds']:.0f} s on {_device_words(tr['device'])} (torch {tr['torch']}).",
         "- Command:",
         "",
         "```",
