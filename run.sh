@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # MedSynth on a fresh machine. Creates and reuses .venv at the repository root.
-#   ./run.sh demo [ARGS]   the main job: every module on the sample data -> output/demo
+#   ./run.sh studio [ARGS] the main job: MedSynth Studio (the modules in a browser) on the sample data
+#   ./run.sh demo [ARGS]   every module on the sample data -> output/demo (outputs + PNG overviews)
 #   ./run.sh test [ARGS]   the test suite (pytest ARGS)
 #   ./run.sh setup         only install
 #   ./run.sh medsynth ...  any medsynth command inside the environment
@@ -41,10 +42,11 @@ setup() {
   echo "$want" >"$stamp"
 }
 
-cmd=${1:-demo}
+cmd=${1:-studio}
 shift || true
 case "$cmd" in
   setup) setup ;;
+  studio) setup; exec "$VENV/bin/medsynth" studio "$@" ;;
   demo) setup; exec "$VENV/bin/medsynth" demo "$@" ;;
   test)
     setup
@@ -52,5 +54,5 @@ case "$cmd" in
     exec "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
     ;;
   medsynth) setup; exec "$VENV/bin/medsynth" "$@" ;;
-  *) echo "usage: ./run.sh demo|test|setup|medsynth ..." >&2; exit 2 ;;
+  *) echo "usage: ./run.sh studio|demo|test|setup|medsynth ..." >&2; exit 2 ;;
 esac
