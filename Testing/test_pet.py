@@ -318,6 +318,13 @@ def test_demo_part(tmp_path):
     summary = json.loads((tmp_path / "pet_summary.json").read_text())["subjects"]
     pd, nc = summary["sub-002"]["sbr_putamen_posterior"], summary["sub-001"]["sbr_putamen_posterior"]
     assert max(pd.values()) < min(nc.values())
+    from medsynth.runtime import list_models
+
+    if "fdg2cft" in list_models():  # the CFT synthesized from each FDG, with its SBRs
+        assert {"sub-002_PD_synthetic_cft.nii.gz", "sub-001_NC_synthetic_cft_regions.png",
+                "sub-002_synthetic_cft_sbr.json"} <= names
+        syn = {s: summary[s]["sbr_putamen_posterior_synthetic_cft"] for s in ("sub-001", "sub-002")}
+        assert min(syn["sub-002"].values()) < min(syn["sub-001"].values())
 
 
 # --------------------------------------------------------------------------- reference check (not shipped data)

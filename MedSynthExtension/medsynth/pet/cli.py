@@ -1,4 +1,4 @@
-"""Command line of the PET package: ``medsynth pet-simulate`` and ``medsynth sbr``."""
+"""Command line of the PET package: ``medsynth pet-simulate``, ``medsynth sbr`` and ``medsynth fdg2cft``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,39 @@ def _run_cohort_sbr(args, v) -> int:
     return 0
 
 
+def run_fdg2cft(args) -> int:
+    import json
+
+    from ..cli import progress_printer
+    from ..io import atomic_output
+    from .synthesis import synthesize_file
+
+    result = synthesize_file(args.input, args.output, "fdg2cft", args.space, progress=progress_printer)
+    how = {"mni": "already on the MNI atlas grid", "resampled": "resampled from MNI space",
+           "registered": "registered to the FDG template"}[result.space]
+    print(f"wrote {args.output}: synthetic CFT ({result.units}) on the input's grid; input {how}; "
+          f"{result.seconds:.1f} s ({result.model.get('provider', '')})")
+    if result.registration is not None:
+        print(f"registration: r = {result.registration.summary()['correlation_with_template']:.3f} with the template")
+    print("synthetic PET from a generator trained on simulated images (docs/pet.md); not a measurement")
+    if args.report:
+        from pathlib import Path
+
+        summary = result.summary()
+        if args.sbr:
+            from .sbr import striatal_binding
+
+            summary["sbr_synthetic_cft"] = striatal_binding(result.mni, space="mni", labels_in_input=False).to_dict()
+        with atomic_output(Path(args.report)) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"wrote {args.report}")
+    elif args.sbr:
+        from .sbr import striatal_binding
+
+        print(striatal_binding(result.mni, space="mni", labels_in_input=False).table())
+    return 0
+
+
 def register(sub) -> None:
     from ..params import add_arguments
     from .sbr import SBR_PARAMS
@@ -86,3 +119,21 @@ def register(sub) -> None:
     q.add_argument("--labels", help="write the striatal and reference regions on the input's grid here")
     add_arguments(q, SBR_PARAMS)
     q.set_defaults(func=run_sbr)
+
+    from .sbr import SPACES
+
+    f = sub.add_parser(
+        "fdg2cft",
+        help="synthesize a CFT (dopamine transporter) PET from an FDG brain PET (generator trained on simulated PET)",
+        description="The FDG input is brought to MNI space (used as is on the atlas grid, else registered affinely "
+        "to the FDG template), the generator runs there, and the synthetic CFT (SUVR, occipital = 1) is resampled "
+        "back onto the input's grid. A failure or a cancel (Ctrl-C) writes nothing.",
+    )
+    f.add_argument("input", help="FDG PET volume (NIfTI, NRRD, MHA, DICOM folder)")
+    f.add_argument("output", help="synthetic CFT volume (.nii.gz, .nii, .nrrd or .mha)")
+    f.add_argument("--space", choices=SPACES, default="auto",
+                   help="mni = input on an MNI grid; native = register to the FDG template; auto (default) = mni when "
+                   "on the atlas grid, else register")
+    f.add_argument("--sbr", action="store_true", help="also print (or report) the SBRs of the synthetic CFT")
+    f.add_argument("--report", help="write a JSON summary (model, registration, SBRs with --sbr) here")
+    f.set_defaults(func=run_fdg2cft)

@@ -1,4 +1,5 @@
-"""The PET part of ``medsynth demo``: two simulated subjects (NC and PD), their SBR reports and overview PNGs."""
+"""The PET part of ``medsynth demo``: two simulated subjects (NC and PD), their SBR reports and overview PNGs, and
+the CFT synthesized from each FDG (``fdg2cft``) with its SBRs beside those of the simulated CFT."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from ..progress import Reporter
 
 
 def pet_demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
-    from ..io import atomic_output, read_volume
+    from ..io import atomic_output, read_volume, write_volume
     from ..overview import overview, write_png
     from .atlas import load_atlas
     from .sbr import striatal_binding, write_report
+    from ..runtime import list_models
     from .simulate import read_cohort, simulate_cohort
+    from .synthesis import synthetic_cft_sbr
 
     out_dir = Path(out_dir)
     cohort = out_dir / "cohort"
@@ -26,6 +29,9 @@ def pet_demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
     center[0] = 0.0
     summary = {"note": "simulated subjects (medsynth pet-simulate), not real PET", "subjects": {}}
     rows = read_cohort(cohort)
+    synthesis = "fdg2cft" in list_models()
+    if not synthesis:
+        summary["synthesis"] = "skipped: the fdg2cft model is not installed (Resources/Models)"
     for n, row in enumerate(rows):
         reporter.sub(0.6, 1.0).step(n / len(rows), f"SBR {row['subject']}")
         fdg = read_volume(cohort / row["fdg_file"])
@@ -53,6 +59,19 @@ def pet_demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
             },
             "asymmetry_index_putamen_posterior_percent": d["putamen_posterior"]["asymmetry_index_percent"],
         }
+        if synthesis:
+            syn, syn_sbr = synthetic_cft_sbr(fdg)
+            written.append(write_volume(syn.volume, out_dir / f"{row['subject']}_{row['group']}_synthetic_cft.nii.gz"))
+            written.append(
+                write_png(
+                    overview(syn.volume, center, overlay=striatum, fov_mm=180),
+                    out_dir / f"{row['subject']}_{row['group']}_synthetic_cft_regions.png",
+                )
+            )
+            written.append(write_report(syn_sbr, out_dir / f"{row['subject']}_synthetic_cft_sbr.json"))
+            summary["subjects"][row["subject"]]["sbr_putamen_posterior_synthetic_cft"] = (
+                syn_sbr.to_dict()["regions"]["putamen_posterior"]["sbr"]
+            )
     target = out_dir / "pet_summary.json"
     with atomic_output(target) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")

@@ -44,6 +44,8 @@ NORMALISATION = {
 }
 #: quantisation of the prepared training arrays (uint8 of sqrt(x / vmax)); see medsynth.pet.train
 QUANT_VMAX = {"FDG": 4.0, "CFT": 9.0}
+#: single-file volume formats the synthetic PET is written as (one atomic rename)
+OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 
 # --------------------------------------------------------------------------- MNI-crop data layout (shared with training)
@@ -221,6 +223,36 @@ def synthesize(
     )
 
 
+def synthesize_file(
+    input_path: Any,
+    output_path: Any,
+    direction: str = "fdg2cft",
+    space: str = "auto",
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelToken] = None,
+    device: Optional[str] = None,
+) -> SynthesisResult:
+    """Read, synthesize, write (atomically). The output suffix is checked first; a failure or a cancel leaves no
+    output file."""
+    from pathlib import Path
+
+    from ..io import read_volume, suffix_of, write_volume
+
+    out = Path(output_path)
+    if suffix_of(out) not in OUTPUT_SUFFIXES:
+        raise InputError(
+            f"cannot write a PET volume as '{suffix_of(out) or out.name}'; use one of {', '.join(OUTPUT_SUFFIXES)}"
+        )
+    if Path(input_path).resolve() == out.resolve():
+        raise InputError("the output would overwrite the input; choose another output path")
+    volume = read_volume(input_path)
+    result = synthesize(volume, direction, space, progress, cancel, device)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    write_volume(result.volume, out)
+    return result
+
+
 def synthetic_cft_sbr(
     fdg: Volume,
     reference: str = "occipital",
@@ -279,6 +311,7 @@ __all__ = [
     "normalise",
     "prior",
     "synthesize",
+    "synthesize_file",
     "synthetic_cft_sbr",
     "uncrop",
 ]
