@@ -14,4 +14,5 @@ COMMAND_MODULES = [
     "medsynth.superres.cli",
     "medsynth.nodule.commands",
     "medsynth.cyto.cli",
+    "medsynth.mrct.cli",
 ]

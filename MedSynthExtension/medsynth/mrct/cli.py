@@ -1,0 +1,49 @@
+"""Command line of the MR part of CrossModality: ``medsynth mr2ct`` and ``medsynth mumap``."""
+
+from __future__ import annotations
+
+
+def run_mr2ct(args) -> int:
+    from ..cli import progress_printer
+    from ..io import read_volume, write_volume
+    from ..params import from_namespace
+    from . import MRCT_PARAMS
+    from .mumap import mu_map
+    from .synthesis import synthesize
+
+    v = from_namespace(MRCT_PARAMS, args)
+    mr = read_volume(args.mr, modality=None)
+    ct, _, info = synthesize(mr, progress=progress_printer, tile=v["tile"])
+    mu = mu_map(ct, v["kvp"]) if args.mu_map else None  # computed before anything is written
+    print(f"wrote {write_volume(ct, args.out)} (synthetic CT, HU; model {info.get('model')} on {info.get('provider')})")
+    if mu is not None:
+        print(f"wrote {write_volume(mu, args.mu_map)} (linear attenuation at 511 keV, cm^-1)")
+    return 0
+
+
+def run_mumap(args) -> int:
+    from ..io import read_volume, write_volume
+    from .mumap import mu_map
+
+    ct = read_volume(args.ct)
+    mu = mu_map(ct, args.kvp)
+    print(f"wrote {write_volume(mu, args.out)} (linear attenuation at 511 keV, cm^-1, {args.kvp} kVp scaling)")
+    return 0
+
+
+def register(sub) -> None:
+    from ..params import add_arguments
+    from . import MRCT_PARAMS
+
+    p = sub.add_parser("mr2ct", help="synthesise a CT (HU) from an MR, optionally with its 511 keV mu-map")
+    p.add_argument("mr", help="MR volume (any contrast; a whole head, not skull-stripped, for a mu-map with bone)")
+    p.add_argument("out", help="synthetic CT output file")
+    p.add_argument("--mu-map", dest="mu_map", default=None, metavar="MU_OUT", help="also write the mu-map here")
+    add_arguments(p, MRCT_PARAMS)
+    p.set_defaults(func=run_mr2ct)
+
+    q = sub.add_parser("mumap", help="linear attenuation map at 511 keV (cm^-1) of a CT in HU (Carney et al. 2006)")
+    q.add_argument("ct", help="CT (or synthetic CT) in Hounsfield units")
+    q.add_argument("out", help="mu-map output file")
+    q.add_argument("--kvp", type=int, default=120, choices=(80, 100, 110, 120, 130, 140), help="CT tube voltage")
+    q.set_defaults(func=run_mumap)
