@@ -128,7 +128,7 @@ def test_cancel_raises_and_writes_nothing(tmp_path):
         synthesize(mr, progress=progress, cancel=token, tile=32)
     assert any("tile 1/" in s for s in seen)
     # command line: a cancelled or failed run writes no file
-    bad = mr.with_array(mr.array[:, :, :1])
+    bad = Volume(mr.array[:1], mr.ijk_to_ras, "one_slice")
     path = tmp_path / "mr2d.nrrd"
     write_volume(bad, path)
     out = tmp_path / "ct.nii.gz"
