@@ -15,4 +15,5 @@ COMMAND_MODULES = [
     "medsynth.nodule.commands",
     "medsynth.cyto.cli",
     "medsynth.mrct.cli",
+    "medsynth.metaad.cli",
 ]

@@ -47,6 +47,7 @@ DEMO_PARTS.append(("superres", lambda out_dir, reporter: __import__("medsynth.su
 DEMO_PARTS.append(("nodule", lambda out_dir, reporter: __import__("medsynth.nodule.demo", fromlist=["x"]).nodule_part(out_dir, reporter)))
 DEMO_PARTS.append(("cyto", lambda out_dir, reporter: __import__("medsynth.cyto.demo", fromlist=["x"]).cyto_part(out_dir, reporter)))
 DEMO_PARTS.append(("mrct", lambda out_dir, reporter: __import__("medsynth.mrct.demo", fromlist=["x"]).mrct_part(out_dir, reporter)))
+DEMO_PARTS.append(("anomaly-detection", lambda out_dir, reporter: __import__("medsynth.metaad.demo", fromlist=["x"]).demo_part(out_dir, reporter)))
 
 
 def run(args) -> int:

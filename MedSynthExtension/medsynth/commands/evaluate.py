@@ -14,6 +14,7 @@ EVALUATOR_MODULES.append("medsynth.superres.evaluate")
 EVALUATOR_MODULES.append("medsynth.cyto.evaluate")
 EVALUATOR_MODULES.append("medsynth.mrct.evaluate")
 EVALUATOR_MODULES.append("medsynth.pet.evaluate")
+EVALUATOR_MODULES.append("medsynth.metaad.evaluate")
 
 
 def register(sub) -> None:

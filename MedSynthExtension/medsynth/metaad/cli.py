@@ -1,0 +1,34 @@
+"""``medsynth metaad FDG OUT_MAP [--report JSON]``: MetaAD anomaly map and report of one FDG PET."""
+
+from __future__ import annotations
+
+
+def run_metaad(args) -> int:
+    from ..cli import progress_printer
+    from ..runtime import set_device
+    from .detect import detect_file
+
+    if args.device:
+        set_device(args.device)
+    res = detect_file(args.fdg, args.out_map, args.report, args.space, progress_printer, abs_path=args.abs_map)
+    s = res.report()["subject_score"]
+    print(f"subject score ({s['name']}): {s['value']:.3f}; threshold {s['threshold']:.3f} "
+          f"({s['threshold_rule']}): {'ABNORMAL' if s['abnormal'] else 'within normal controls'}")
+    top = sorted(res.table, key=lambda r: -abs(r["z"]))[:5]
+    print("regions with the largest |z| of the residual: " + ", ".join(f"{r['region']} {r['z']:+.1f}" for r in top))
+    print(f"baselines: voxel z-score mean |z| {res.baselines['voxel_z_mean_abs']:.3f}, "
+          f"SSM-PCA PDRP score {res.baselines['ssm_pca_pdrp']:.3f}")
+    print(f"wrote {args.out_map}" + (f" and {args.report}" if args.report else "") + f" ({res.seconds:.1f} s, "
+          f"{res.space}); model trained on simulated PET only")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("metaad", help="MetaAD anomaly map of a brain FDG PET (healthy FDG -> CFT -> FDG cycle)")
+    p.add_argument("fdg", help="FDG PET volume (native or MNI space)")
+    p.add_argument("out_map", help="signed anomaly map (% of brain mean, on the input's grid): .nii.gz .nii .nrrd .mha")
+    p.add_argument("--report", help="JSON report: subject score, threshold and how it was set, regional table")
+    p.add_argument("--abs-map", help="also write the absolute anomaly map here")
+    p.add_argument("--space", choices=("auto", "mni", "native"), default="auto")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None)
+    p.set_defaults(func=run_metaad)

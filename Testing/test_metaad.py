@@ -1,0 +1,186 @@
+"""MetaAD (medsynth.metaad): anomaly maps NC vs PD, regional table, threshold, baselines, CLI, evaluation, bad input,
+inference without torch, tiny training (heavy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from medsynth import InputError, Volume
+from medsynth.cli import main
+from medsynth.io import read_volume, write_volume
+from medsynth.runtime import list_models
+
+needs_model = pytest.mark.skipif("metaad-cycle" not in list_models(), reason="metaad-cycle is not in Resources/Models")
+
+
+@pytest.fixture(scope="module")
+def subjects():
+    """A simulated NC and an advanced PD FDG (MNI 2 mm), seeded; and their MetaAD results."""
+    from medsynth.metaad.detect import detect
+    from medsynth.pet.atlas import load_atlas
+    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+
+    atlas = load_atlas()
+    out = {}
+    for i, group in enumerate(("NC", "PD")):
+        rng = subject_rng(11, i)
+        p = draw_params(rng, group, f"sub-{group}")
+        if group == "PD":
+            p.stage = 0.9
+        fdg = simulate_subject(p, rng, atlas).fdg
+        out[group] = {"fdg": fdg, "res": detect(fdg) if "metaad-cycle" in list_models() else None}
+    return out
+
+
+@needs_model
+def test_pd_scores_higher_than_nc_and_maps_on_input_grid(subjects):
+    nc, pd = subjects["NC"]["res"], subjects["PD"]["res"]
+    assert pd.score > nc.score
+    for g in ("NC", "PD"):
+        r, fdg = subjects[g]["res"], subjects[g]["fdg"]
+        assert r.signed.array.shape == fdg.array.shape and np.allclose(r.signed.ijk_to_ras, fdg.ijk_to_ras)
+        assert np.all(np.isfinite(r.signed.array)) and np.allclose(r.absolute.array, np.abs(r.signed.array))
+        assert r.space == "mni"
+
+
+@needs_model
+def test_report_threshold_and_score_are_stated(subjects):
+    rep = subjects["PD"]["res"].report()
+    s = rep["subject_score"]
+    assert s["name"] in ("max", "p99", "mean_abs", "cycle_l1", "region_z_rms")
+    assert "95th percentile" in s["threshold_rule"] and "normal-control" in s["threshold_rule"]
+    assert s["score_choice"] and s["threshold"] > 0
+    assert isinstance(s["abnormal"], bool)
+    assert "simulated" in rep["note"]
+    json.dumps(rep)
+
+
+@needs_model
+def test_regional_table(subjects):
+    for g in ("NC", "PD"):
+        t = subjects[g]["res"].table
+        assert len(t) == 21 and {r["region"] for r in t} >= {"putamen_posterior_L", "pons", "occipital_R"}
+        for r in t:
+            assert np.isfinite(r["z"]) and len(r["centroid_ras"]) == 3 and r["nc_sd_percent"] > 0
+    zmax = {g: max(abs(r["z"]) for r in subjects[g]["res"].table) for g in ("NC", "PD")}
+    assert zmax["PD"] > zmax["NC"]
+
+
+@needs_model
+def test_baselines(subjects):
+    b = {g: subjects[g]["res"].baselines for g in ("NC", "PD")}
+    for g in b:
+        assert set(b[g]) == {"voxel_z_mean_abs", "ssm_pca_pdrp"} and all(np.isfinite(v) for v in b[g].values())
+    assert b["PD"]["ssm_pca_pdrp"] > b["NC"]["ssm_pca_pdrp"]
+    assert b["PD"]["voxel_z_mean_abs"] > b["NC"]["voxel_z_mean_abs"]
+
+
+@needs_model
+def test_cli_writes_map_and_report(subjects, tmp_path, capsys):
+    src = write_volume(subjects["PD"]["fdg"], tmp_path / "fdg.nii.gz")
+    out, rep = tmp_path / "map.nii.gz", tmp_path / "r.json"
+    assert main(["metaad", str(src), str(out), "--report", str(rep)]) == 0
+    assert "threshold" in capsys.readouterr().out
+    m = read_volume(out)
+    assert m.array.shape == subjects["PD"]["fdg"].array.shape
+    r = json.loads(rep.read_text())
+    assert {"subject_score", "regional_table", "baselines", "map"} <= set(r)
+
+
+@needs_model
+def test_bad_input_is_refused_and_writes_nothing(subjects, tmp_path):
+    from medsynth.metaad.detect import detect, detect_file
+    from medsynth.volume import make_ijk_to_ras
+
+    with pytest.raises(InputError):
+        detect(Volume(np.zeros((1, 64, 64), np.float32), make_ijk_to_ras((2, 2, 2)), name="flat"))
+    fdg = subjects["NC"]["fdg"]
+    cut = fdg.array.copy()
+    cut[: cut.shape[0] // 2] = 0.0  # the lower half of the head is outside the field of view
+    with pytest.raises(InputError, match="does not cover the brain"):
+        detect(fdg.with_array(cut))
+    ct = fdg.with_array(np.where(fdg.array > 0, 40.0, -1000.0).astype(np.float32))
+    with pytest.raises(InputError):
+        detect(ct)
+    src = write_volume(fdg, tmp_path / "fdg.nii.gz")
+    with pytest.raises(InputError, match="cannot write"):
+        detect_file(src, tmp_path / "map.png")
+    assert not (tmp_path / "map.png").exists()
+
+
+@needs_model
+def test_cli_evaluate_metaad(tmp_path, capsys):
+    from medsynth.pet.simulate import simulate_cohort
+
+    folder = tmp_path / "cohort"
+    simulate_cohort(folder, 4, 0.5, 5, groups=["NC", "PD", "NC", "PD"])
+    rep = tmp_path / "eval.json"
+    assert main(["evaluate", "metaad", "--cohort", str(folder), "--report", str(rep)]) == 0
+    s = json.loads(rep.read_text())["summary"]
+    for m in ("metaad", "ssm_pca", "voxel_z"):
+        assert 0.0 <= s[f"auc_{m}"] <= 1.0 and len(s[f"auc_{m}_ci95"]) == 2
+    assert s["n_nc"] == 2 and s["n_pd"] == 2
+
+
+def test_auc_and_bootstrap():
+    from medsynth.metaad.calibrate import auc
+    from medsynth.metaad.evaluate import bootstrap_ci
+
+    assert auc([0, 1], [2, 3]) == 1.0 and auc([2, 3], [0, 1]) == 0.0 and auc([1], [1]) == 0.5
+    lo, hi = bootstrap_ci([0.0, 0.2, 0.5, 0.6], [0.4, 0.7, 0.9, 1.0], n=200)
+    assert 0.0 <= lo <= hi <= 1.0
+
+
+def test_smoothing_keeps_constant_inside_mask():
+    from medsynth.metaad.core import smooth
+
+    m = np.zeros((20, 20, 20), bool)
+    m[5:15, 5:15, 5:15] = True
+    s = smooth(np.full(m.shape, 3.0, np.float32), m)
+    assert np.allclose(s[m], 3.0, atol=1e-4) and np.all(s[~m] == 0)
+
+
+@needs_model
+def test_inference_needs_no_torch(subjects, tmp_path):
+    src = write_volume(subjects["NC"]["fdg"], tmp_path / "fdg.nii.gz")
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['monai'] = None\n"
+        "from medsynth.io import read_volume\n"
+        "from medsynth.metaad import detect\n"
+        f"r = detect(read_volume({str(src)!r}))\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print(r.score)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO / "MedSynthExtension"), OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+@pytest.mark.heavy
+def test_tiny_training_exports_a_working_model(tmp_path):
+    pytest.importorskip("torch", reason="training needs torch")
+    pytest.importorskip("monai", reason="training needs MONAI")
+    from medsynth.pet.simulate import simulate_cohort
+
+    data = tmp_path / "cohort"
+    simulate_cohort(data, 4, 0.5, 3, groups=["NC", "PD", "NC", "PD"])
+    out = tmp_path / "models"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "MedSynthExtension"), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    r = subprocess.run(
+        [sys.executable, "-m", "medsynth.metaad.train", "--tiny", "--threads", "1", "--data", str(data),
+         "--train-fraction", "0.5", "--steps", "2", "--out", str(out), "--seed", "0"],
+        capture_output=True, text=True, env=env, timeout=170,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ("metaad-cycle.onnx", "metaad_stats.npz", "metaad.md", "manifest.json"):
+        assert (out / f).is_file(), f
+    assert "simulated" in (out / "metaad.md").read_text()
+    entry = [e for e in json.loads((out / "manifest.json").read_text())["models"] if e["id"] == "metaad-cycle"][0]
+    assert entry["calibration"]["threshold"] > 0
