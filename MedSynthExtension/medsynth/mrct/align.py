@@ -27,7 +27,7 @@ class RealPair:
     ct: np.ndarray  # HU / 1000, aligned to mr
 
 
-def align_ct_to_mr(ct: Volume, mr: Volume, bspline_mm: float = 40.0, iterations: int = 60) -> Volume:
+def align_ct_to_mr(ct: Volume, mr: Volume, bspline_mm: float = 40.0, iterations: int = 30) -> Volume:
     """``ct`` registered (affine, then B-spline) to ``mr`` and resampled on ``mr``'s grid (-1000 HU outside)."""
     import SimpleITK as sitk
 
@@ -35,7 +35,7 @@ def align_ct_to_mr(ct: Volume, mr: Volume, bspline_mm: float = 40.0, iterations:
     from ..pet._img import from_sitk
     from ..pet.register import register_to_template
 
-    reg = register_to_template(ct, mr, what="the MR", check=False, min_correlation=-1.0)
+    reg = register_to_template(ct, mr, what="the MR", check=False, min_correlation=-1.0, iterations=60)
     if reg.problem and "scales" in reg.problem or (reg.problem and "reflection" in reg.problem):
         raise InputError(f"CT '{ct.name}' could not be aligned to its MR: {reg.problem}")
     fixed = volume_to_sitk(mr.with_array(np.asarray(mr.array, np.float32)))
@@ -46,7 +46,7 @@ def align_ct_to_mr(ct: Volume, mr: Volume, bspline_mm: float = 40.0, iterations:
     r = sitk.ImageRegistrationMethod()
     r.SetMetricAsMattesMutualInformation(32)
     r.SetMetricSamplingStrategy(r.RANDOM)
-    r.SetMetricSamplingPercentage(0.1, 1)
+    r.SetMetricSamplingPercentage(0.05, 1)
     r.SetInterpolator(sitk.sitkLinear)
     r.SetOptimizerAsLBFGSB(numberOfIterations=iterations)
     r.SetInitialTransform(composite, inPlace=True)
