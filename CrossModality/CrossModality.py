@@ -1,8 +1,9 @@
-"""CrossModality: cross-modality synthesis. PET part: FDG -> 11C-CFT brain PET and striatal binding ratios.
+"""CrossModality: cross-modality synthesis: FDG -> 11C-CFT brain PET with striatal binding ratios; MR -> CT with a
+511 keV attenuation map.
 
 Thin module file: the panel and the Slicer self-test. The logic is in ``CrossModalityLib`` (takes the scene;
 usable from the Python console and under the slicer-core wheel), the algorithm in ``medsynth.pet``.
-(The MR -> CT part is another issue.)
+MR part: MR -> synthetic CT and the 511 keV attenuation map (``medsynth.mrct``).
 """
 
 import os
@@ -40,7 +41,11 @@ class CrossModality(ScriptedLoadableModule):
             "ratios (caudate, anterior and posterior putamen, left and right, and the asymmetry index) of the "
             "synthetic CFT into a table and adds the regions as a segmentation on the FDG's grid.<br><br>"
             "The generator was trained on <b>simulated</b> PET only (MedSynth's simulator); the output is not a "
-            "measurement and not for clinical use.<br><br>" + CITATION
+            "measurement and not for clinical use.<br><br>"
+            "MR -> CT: <i>Synthesize CT</i> makes a CT in HU from a head MR (structure-guided generator trained on "
+            "synthetic MR/CT pairs made by the project; see its model card for its measured error); "
+            "<i>mu-map (511 keV)</i> turns any CT or synthetic CT into linear attenuation coefficients at 511 keV "
+            "(cm^-1, bilinear scaling of Carney et al. 2006) for PET attenuation correction.<br><br>" + CITATION
         )
         self.parent.acknowledgementText = (
             "MedSynth. Atlas from the MNI ICBM152 2009a tissue maps and AAL regions. Method: " + CITATION
@@ -55,12 +60,20 @@ class CrossModalityWidget(MedSynthModuleWidget):
 
     def setupModule(self):
         self.ui.bindingButton.connect("clicked(bool)", self.onStriatalBinding)
+        self.ui.synthesizeCTButton.connect("clicked(bool)", self.onSynthesizeCT)
+        self.ui.muMapButton.connect("clicked(bool)", self.onMuMap)
+
+    def canApply(self):
+        return self._parameterNode is not None and self._parameterNode.fdgVolume is not None
 
     def updateGUIFromParameterNode(self):
-        node = self._parameterNode.fdgVolume if self._parameterNode else None
-        self.ui.bindingButton.enabled = self._task is None and node is not None
-        if self._task is None and node is None:
-            self.ui.statusLabel.text = "Select an FDG PET volume."
+        p = self._parameterNode
+        idle = self._task is None
+        self.ui.bindingButton.enabled = idle and p is not None and p.fdgVolume is not None
+        self.ui.synthesizeCTButton.enabled = idle and p is not None and p.mrVolume is not None
+        self.ui.muMapButton.enabled = idle and p is not None and p.ctVolume is not None
+        if idle and p is not None and p.fdgVolume is None and p.mrVolume is None:
+            self.ui.statusLabel.text = "Select an FDG PET volume (PET) or an MR volume (MR -> CT)."
 
     def _onTaskFinished(self, cancelled):
         MedSynthModuleWidget._onTaskFinished(self, cancelled)
@@ -89,10 +102,6 @@ class CrossModalityWidget(MedSynthModuleWidget):
 
     # ------------------------------------------------------------------ Striatal binding (second long action)
     def onStriatalBinding(self):
-        if self._task is not None:
-            return
-        from medsynth_slicer.worker import BackgroundTask
-
         inputNode = self._parameterNode.fdgVolume
         values = self.values()
 
@@ -112,18 +121,29 @@ class CrossModalityWidget(MedSynthModuleWidget):
 
         with slicer.util.tryWithErrorDisplay("Striatal binding failed to start.", waitCursor=True):
             volume = self.logic.inputVolume(inputNode)
-            self._task = BackgroundTask(
-                lambda progress, cancel: self.logic.compute_binding(volume, values, progress, cancel),
-                on_done=lambda result: self._finishTask(onDone, result),
-                on_error=self._onTaskError,
-                on_progress=self._onTaskProgress,
-                on_finished=self._onTaskFinished,
-            )
-            self.ui.applyButton.text = "Cancel"
-            self.ui.bindingButton.enabled = False
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.show()
-            self._task.start()
+            self.runTask(lambda progress, cancel: self.logic.compute_binding(volume, values, progress, cancel), onDone)
+
+    # ------------------------------------------------------------------ MR -> CT and the 511 keV mu-map
+    def onSynthesizeCT(self):
+        inputNode = self._parameterNode.mrVolume
+        values = self.values()
+
+        def onDone(ct):
+            ctNode = self.logic.finish_ct(inputNode, ct)
+            self._parameterNode.ctVolume = ctNode
+            slicer.util.setSliceViewerLayers(background=ctNode, foreground=None, fit=True)
+            self.ui.statusLabel.text = f"Done: {ctNode.GetName()} (synthetic CT, HU, CT window)."
+
+        with slicer.util.tryWithErrorDisplay("CT synthesis failed to start.", waitCursor=True):
+            volume = self.logic.mrVolume(inputNode)
+            self.runTask(lambda progress, cancel: self.logic.compute_ct(volume, values, progress, cancel), onDone)
+
+    def onMuMap(self):
+        ctNode = self._parameterNode.ctVolume
+        with slicer.util.tryWithErrorDisplay("mu-map failed.", waitCursor=True):
+            muNode = self.logic.muMap(ctNode, kvp=self.values()["kvp"])
+            slicer.util.setSliceViewerLayers(background=muNode, foreground=None, fit=True)
+            self.ui.statusLabel.text = f"Done: {muNode.GetName()} (linear attenuation at 511 keV, cm^-1)."
 
 
 class CrossModalityTest(ScriptedLoadableModuleTest):

@@ -117,7 +117,28 @@ def test_bad_input_and_cancel_add_nothing(scene, fdg_volumes):
 
 
 def test_parameters_and_references_are_the_engine_declarations():
+    from medsynth.mrct import MRCT_PARAMS
     from medsynth.pet.sbr import SBR_PARAMS
 
-    assert tuple(PARAMS) == tuple(SBR_PARAMS)
-    assert NODE_REFERENCES == {"fdgVolume": "vtkMRMLScalarVolumeNode"}
+    assert tuple(PARAMS) == tuple(SBR_PARAMS) + tuple(MRCT_PARAMS)
+    assert set(NODE_REFERENCES) == {"fdgVolume", "mrVolume", "ctVolume"}
+
+
+def test_mr_to_ct_and_mu_map(scene):
+    from medsynth import runtime
+
+    if "mr2ct" not in runtime.list_models():
+        pytest.skip("the mr2ct model is not in Resources/Models")
+    logic = CrossModalityLogic(scene)
+    mr = node_from_volume(scene, read_volume(REPO / "Resources" / "SampleData" / "mni_t1_2mm.nii.gz"))
+    before = slicer.util.arrayFromVolume(mr).copy()
+    ct = logic.synthesizeCT(mr)
+    ct_arr = slicer.util.arrayFromVolume(ct)
+    assert ct_arr.shape == before.shape and ct.GetAttribute("DICOM.Modality") == "CT"
+    assert ct_arr.min() < -500 and 0 < np.median(ct_arr[before > np.percentile(before, 60)]) < 200  # air; brain
+    assert ct.GetDisplayNode().GetWindow() == 400
+    mu = slicer.util.arrayFromVolume(logic.muMap(ct))
+    assert mu.min() >= 0 and 0.08 < np.median(mu[before > np.percentile(before, 60)]) < 0.11  # ~ water 0.096
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(mr), before)
+    with pytest.raises(InputError):
+        logic.synthesizeCT(node_from_volume(scene, Volume(np.full((8, 8, 8), -1000.0, np.float32), name="ct")))

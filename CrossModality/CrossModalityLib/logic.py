@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
+from medsynth.mrct import MRCT_PARAMS
 from medsynth.params import validate
 from medsynth.pet.sbr import SBR_PARAMS, SBR_REGIONS
 from medsynth.progress import CancelToken, ProgressCallback
@@ -31,9 +32,17 @@ from medsynth_mrml import (
 
 #: parameters of the PET part: reference region of the SBR, and how the input reaches MNI space
 PET_PARAMS = tuple(SBR_PARAMS)
-PARAMS = PET_PARAMS
+#: parameters of the MR part: tile size of the CT synthesis, tube voltage of the mu-map's bone scaling
+MR_PARAMS = tuple(MRCT_PARAMS)
+PARAMS = PET_PARAMS + MR_PARAMS
 #: node references of the module's parameter node (name -> MRML class name)
-NODE_REFERENCES = {"fdgVolume": "vtkMRMLScalarVolumeNode"}
+NODE_REFERENCES = {
+    "fdgVolume": "vtkMRMLScalarVolumeNode",
+    "mrVolume": "vtkMRMLScalarVolumeNode",
+    "ctVolume": "vtkMRMLScalarVolumeNode",
+}
+#: display of a (synthetic) CT: Slicer's soft-tissue CT window
+CT_WINDOW_LEVEL = (400.0, 40.0)
 
 #: segments of the regions segmentation: label value -> (name, colour)
 _COLOURS = {
@@ -192,6 +201,68 @@ class CrossModalityLogic:
             cancel.raise_if_cancelled()
         return self.finish_binding(input_node, result)
 
+    # ------------------------------------------------------------------ MR -> CT
+    @staticmethod
+    def mrVolume(node: Any) -> Volume:
+        """The engine volume of an MR ``node`` (checked: a 3D scalar volume that looks like MR, not CT or PET)."""
+        from medsynth.mrct import check_mr
+
+        volume = volume_from_node(node)
+        check_mr(volume)
+        return volume
+
+    @staticmethod
+    def compute_ct(
+        volume: Volume,
+        values: Optional[Dict[str, Any]] = None,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> Volume:
+        """Engine step (worker thread): the synthetic CT (HU) on the MR's grid."""
+        from medsynth.mrct import synthesize_ct
+
+        v = validate(PARAMS, values or {})
+        return synthesize_ct(volume, progress, cancel, tile=v["tile"])
+
+    def finish_ct(self, input_node: Any, ct: Volume) -> Any:
+        """A new volume node beside the MR holding the synthetic CT, shown with a CT window."""
+        out = node_from_volume(self.scene, ct, reference_node=input_node, suffix="synthetic_CT")
+        out.SetAttribute("DICOM.Modality", "CT")
+        out.SetAttribute("MedSynth.Note", "synthetic CT from a generator trained on synthetic MR/CT pairs "
+                                          "(docs/mrct.md); not a measurement")
+        display = out.GetDisplayNode()
+        if display is not None:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevel(*CT_WINDOW_LEVEL)
+        return out
+
+    def synthesizeCT(
+        self,
+        mr_node: Any,
+        tile: int = 96,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> Any:
+        """Blocking: the synthetic CT of an MR node into a new volume node (the input node is never modified)."""
+        ct = self.compute_ct(self.mrVolume(mr_node), {"tile": tile}, progress, cancel)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        return self.finish_ct(mr_node, ct)
+
+    def muMap(self, ct_node: Any, kvp: int = 120) -> Any:
+        """The linear attenuation coefficient at 511 keV (cm^-1) of a CT (or synthetic CT) node, as a new node."""
+        from medsynth.mrct import mu_map
+
+        v = validate(PARAMS, {"kvp": kvp})
+        mu = mu_map(volume_from_node(ct_node), v["kvp"])
+        out = node_from_volume(self.scene, mu, reference_node=ct_node, suffix="mumap_511keV")
+        out.SetAttribute("MedSynth.Unit", "cm^-1 at 511 keV")
+        display = out.GetDisplayNode()
+        if display is not None:
+            display.AutoWindowLevelOff()
+            display.SetWindowLevelMinMax(0.0, 0.17)
+        return out
+
     # ------------------------------------------------------------------ helpers
     def _pet_display(self, node: Any, array: Any) -> None:
         """A PET colour map and a window of 0 .. the 99.9th percentile (SUVR), where the scene has them."""
@@ -210,4 +281,13 @@ class CrossModalityLogic:
         display.SetWindowLevelMinMax(0.0, hi)
 
 
-__all__ = ["NODE_REFERENCES", "PARAMS", "PET_PARAMS", "CrossModalityLogic", "region_segments", "sbr_rows"]
+__all__ = [
+    "CT_WINDOW_LEVEL",
+    "MR_PARAMS",
+    "NODE_REFERENCES",
+    "PARAMS",
+    "PET_PARAMS",
+    "CrossModalityLogic",
+    "region_segments",
+    "sbr_rows",
+]

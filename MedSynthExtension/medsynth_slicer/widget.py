@@ -132,18 +132,28 @@ class MedSynthModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.cancelTask()
             return
         with slicer.util.tryWithErrorDisplay(f"{self.moduleName} failed to start.", waitCursor=True):
-            compute, onDone = self.startTask()
-            self._task = BackgroundTask(
-                compute,
-                on_done=lambda result: self._finishTask(onDone, result),
-                on_error=self._onTaskError,
-                on_progress=self._onTaskProgress,
-                on_finished=self._onTaskFinished,
-            )
-            self.ui.applyButton.text = "Cancel"
-            self.ui.progressBar.value = 0
-            self.ui.progressBar.show()
-            self._task.start()
+            self.runTask(*self.startTask())
+
+    def runTask(self, compute, onDone) -> None:
+        """Run ``compute(progress, cancel)`` in the background, then ``onDone(result)`` on the main thread.
+
+        Any button of the panel may start one (one at a time); Apply turns into Cancel meanwhile.
+        """
+        if self._task is not None:
+            raise RuntimeError(f"{self.moduleName} is busy; cancel the running task first")
+        self._task = BackgroundTask(
+            compute,
+            on_done=lambda result: self._finishTask(onDone, result),
+            on_error=self._onTaskError,
+            on_progress=self._onTaskProgress,
+            on_finished=self._onTaskFinished,
+        )
+        self.ui.applyButton.text = "Cancel"
+        self.ui.applyButton.enabled = True
+        self.ui.progressBar.value = 0
+        self.ui.progressBar.show()
+        self._task.start()
+        self.updateGUIFromParameterNode()
 
     def cancelTask(self) -> None:
         if self._task is not None:
