@@ -602,17 +602,24 @@ def test_module_panels_are_registered_and_find_their_lib():
     from medsynth_studio.panel import PANELS
 
     classes = load_panel_classes()
-    assert [c.id for c in classes] == ["volumes", "superres", "nodule"]
+    assert [c.id for c in classes] == ["volumes", "superres", "nodule", "cyto", "crossmod"]
     assert "medsynth_studio.superres:SliceSuperResPanel" in PANELS
     assert modules.module_folder("SliceSuperRes") == REPO / "SliceSuperRes"
     assert modules.module_folder("NoduleSynth") == REPO / "NoduleSynth"
     # the panels call the very classes the Slicer modules use
+    import CrossModalityLib
+    import CytoSynthLib
     import NoduleSynthLib
     import SliceSuperResLib
 
     by_id = {c.id: c for c in classes}
     assert by_id["superres"].logic_class is SliceSuperResLib.SliceSuperResLogic
     assert by_id["nodule"].logic_class is NoduleSynthLib.NoduleSynthLogic
+    assert by_id["cyto"].logic_class is CytoSynthLib.CytoSynthLogic
+    assert by_id["crossmod"].logic_class is CrossModalityLib.CrossModalityLogic
+    # the module's own declarations feed the controls (no second copy)
+    assert set(CytoSynthLib.PARAMS) <= set(by_id["cyto"].params)
+    assert set(CrossModalityLib.PARAMS) <= set(by_id["crossmod"].params)
     with pytest.raises(ImportError, match="NotAModuleLib not found"):
         modules.module_folder("NotAModule")
 
@@ -843,3 +850,164 @@ def test_nodule_shapes_follow_the_shipped_model(context):
     nodule.set_values(spiculation=3.0)
     assert (voxels(out) != round_).sum() > 10
     assert context.state["nodule_error"] == ""
+
+
+# =========================================================================== CytoSynth panel
+def cyto_studio(context):
+    from medsynth_studio.cyto import CytoSynthPanel
+
+    volumes, _superres, _nodule = module_studio(context)
+    return volumes, make_panel(CytoSynthPanel, context)
+
+
+def test_cyto_generate_is_a_long_action_that_shows_the_gallery(context):
+    _volumes, cyto = cyto_studio(context)
+    red = axial(context)
+    before = snapshot(red)
+    cyto.set_values(count=2, cell_class="all", naming="bethesda")
+    seen = []
+    context.state.change("cyto_progress")(lambda cyto_progress, **_: seen.append(cyto_progress))
+    run_async(lambda: cyto.run_action("generate"))
+    assert cyto.tasks.last_outcome == "done", context.state["cyto_error"]
+    gallery = context.scene.GetNodeByID(context.state["cyto_output_id"])
+    assert gallery is cyto.logic.gallery_node and gallery.GetName() == "CellGallery_all"
+    assert gallery.IsA("vtkMRMLVectorVolumeNode") and voxels(gallery).shape[-1] == 3
+    assert all(v.get_background_volume_id() == gallery.GetID() for v in context.slice_views())
+    assert "NILM" in context.state["cyto_result"] and seen and seen[-1] == 100
+    after = snapshot(red)
+    assert np.abs(after - before).mean() > 2.0  # the axial view shows the gallery, not the MRI
+
+
+def test_cyto_insert_at_point_into_the_smear_image(context):
+    _volumes, cyto = cyto_studio(context)
+    assert cyto.run_action("smear") is None, context.state["cyto_error"]
+    smear = cyto.node("image")
+    assert smear.GetName() == "smear" and smear.IsA("vtkMRMLVectorVolumeNode")
+    assert [context.state[f"cyto_{n}"] for n in "ras"] == pytest.approx([-79.5, -79.5, 0.0], abs=0.6)
+    assert context.state["cyto_cell_class"] == "HSIL" and context.state["cyto_status"].startswith("Ready")
+    original = voxels(smear)
+    red = axial(context)
+    before = snapshot(red)
+    assert cyto.run_action("insert") is None, context.state["cyto_error"]
+    out = context.scene.GetNodeByID(context.state["cyto_output_id"])
+    assert out is not smear and out.IsA("vtkMRMLVectorVolumeNode") and out.GetName().startswith("smear")
+    assert (voxels(out) != original).any()
+    np.testing.assert_array_equal(voxels(smear), original)  # the input is never modified
+    assert red.get_background_volume_id() == out.GetID()
+    assert np.abs(snapshot(red) - before).max() > 30  # the cell shows in the axial view
+    assert cyto.logic.table_node.GetNumberOfRows() == 1 and "HSIL cell (seed 0)" in context.state["cyto_result"]
+    assert context.state["cyto_seed"] == 1  # the next press inserts another cell
+    # a placed point (what a click in a view does): the fields follow, the logic labels the point
+    cyto.run_action("place")
+    cyto.point_node.AddControlPointWorld(-40.0, -50.0, 0.0)
+    assert [context.state[f"cyto_{n}"] for n in "ras"] == pytest.approx([-40.0, -50.0, 0.0])
+    first = voxels(out)
+    cyto.run_action("insert")
+    assert context.state["cyto_output_id"] == out.GetID()  # further insertions paste into the same node
+    assert (voxels(out) != first).any() and cyto.logic.table_node.GetNumberOfRows() == 2
+    assert cyto.point_node.GetNthControlPointLabel(0).startswith("HSIL")
+
+
+def test_cyto_params_and_point_are_validated(context):
+    _volumes, cyto = cyto_studio(context)
+    cyto.run_action("insert")
+    assert "no RGB image" in context.state["cyto_error"]
+    cyto.run_action("smear")
+    n_nodes = context.scene.GetNumberOfNodes()
+    cyto.set_values(cell_class="all")
+    assert context.state["cyto_status"] == "Choose one class to insert."
+    cyto.run_action("insert")
+    assert "choose one class" in context.state["cyto_error"]
+    cyto.set_values(cell_class="LSIL", r=500.0)
+    assert "outside" in context.state["cyto_status"] or "outside" in cyto.logic.check_insertion(
+        cyto.node("image"), [500.0, context.state["cyto_a"], 0.0])
+    cyto.run_action("insert")
+    assert context.state["cyto_error"] and context.scene.GetNumberOfNodes() == n_nodes
+    cyto.set_values(count=0)
+    assert cyto.run_action("generate") is None
+    assert "count" in context.state["cyto_error"] and "minimum" in context.state["cyto_error"]
+    cyto.set_values(count=2, r="left")
+    assert "'left' is not a valid float" in context.state["cyto_error"]
+
+
+# =========================================================================== CrossModality panel
+def crossmod_studio(context):
+    from medsynth_studio.crossmod import CrossModalityPanel
+
+    volumes, _superres, _nodule = module_studio(context)
+    return volumes, make_panel(CrossModalityPanel, context)
+
+
+def test_crossmod_simulated_fdg_synthesis_and_striatal_binding(context):
+    volumes, cm = crossmod_studio(context)
+    assert cm.node("fdg") is None and cm.node("mr").GetName() == "mni_t1_2mm"  # the sample MRI is the demo MR
+    run_async(lambda: cm.run_action("simulate"))
+    assert cm.tasks.last_outcome == "done", context.state["crossmod_error"]
+    fdg = cm.node("fdg")
+    assert fdg.GetName() == "FDG_PD_sim3" and volumes.node("volume") is fdg
+    original = voxels(fdg)
+    red = axial(context)
+    before = snapshot(red)
+    seen = []
+    context.state.change("crossmod_progress")(lambda crossmod_progress, **_: seen.append(crossmod_progress))
+    run_async(lambda: cm.run_action("synthesize"))
+    assert cm.tasks.last_outcome == "done", context.state["crossmod_error"]
+    cft = context.scene.GetNodeByID(context.state["crossmod_output_id"])
+    assert cft.GetName() == "FDG_PD_sim3_synthetic_CFT" and voxels(cft).shape == original.shape
+    assert all(v.get_foreground_volume_id() == cft.GetID() for v in context.slice_views())
+    assert volumes.node("overlay") is cft and seen and seen[-1] == 100
+    assert np.abs(snapshot(red) - before).mean() > 1.0  # the CFT over the FDG
+    run_async(lambda: cm.run_action("binding"))
+    assert cm.tasks.last_outcome == "done", context.state["crossmod_error"]
+    rows = context.state["crossmod_sbr_rows"]
+    assert [r["region"] for r in rows][:3] == ["caudate", "putamen_anterior", "putamen_posterior"] and len(rows) == 5
+    assert float(rows[2]["SBR_L"]) > 0 and "Posterior putamen SBR" in context.state["crossmod_status"]
+    table = context.scene.GetFirstNodeByName(context.state["crossmod_table"])
+    assert table is not None and table.GetNumberOfRows() == 5
+    seg = context.scene.GetFirstNodeByName(context.state["crossmod_segmentation"])
+    assert seg.GetSegmentation().GetNumberOfSegments() >= 8
+    np.testing.assert_array_equal(voxels(fdg), original)
+
+
+def test_crossmod_ct_and_mumap_from_the_sample_mr(context):
+    volumes, cm = crossmod_studio(context)
+    mr = cm.node("mr")
+    run_async(lambda: cm.run_action("ct"))
+    assert cm.tasks.last_outcome == "done", context.state["crossmod_error"]
+    ct = cm.node("ct")
+    assert ct is not None and ct.GetName() == "mni_t1_2mm_synthetic_CT" and volumes.node("volume") is ct
+    assert ct.GetDisplayNode().GetWindow() == pytest.approx(400.0)
+    assert voxels(ct).min() < -500 and voxels(ct).max() > 300  # air and bone in HU
+    assert cm.run_action("mumap") is None, context.state["crossmod_error"]
+    mu = context.scene.GetNodeByID(context.state["crossmod_output_id"])
+    assert mu.GetName() == "mni_t1_2mm_synthetic_CT_mumap_511keV" and volumes.node("volume") is mu
+    assert 0.0 <= voxels(mu).min() and voxels(mu).max() < 0.3
+    assert cm.node("mr") is mr
+
+
+def test_crossmod_bad_input_params_and_cancel_add_nothing(context):
+    _volumes, cm = crossmod_studio(context)
+    count = context.scene.GetNumberOfNodes()
+    cm.run_action("synthesize")
+    assert "no FDG PET volume" in context.state["crossmod_error"]
+    cm.select_node("fdg", cm.node("mr"))  # an MR given as FDG is refused (with the reason), nothing added
+    run_async(lambda: cm.run_action("synthesize"))
+    assert cm.tasks.last_outcome != "done" and context.state["crossmod_error"]
+    assert context.scene.GetNumberOfNodes() == count
+    cm.set_values(tile=8)
+    assert cm.run_action("ct") is None
+    assert "tile" in context.state["crossmod_error"] and "minimum" in context.state["crossmod_error"]
+    cm.set_values(tile=96, reference="pons")
+    cm.run_action("binding")
+    assert "reference" in context.state["crossmod_error"]
+    cm.set_values(reference="occipital")
+
+    async def go():
+        task = cm.run_action("ct")
+        await asyncio.sleep(0.3)
+        assert context.state["crossmod_busy"] is True
+        cm.cancel()
+        return await task
+
+    assert asyncio.run(go()) == "cancelled"
+    assert cm.node("ct") is None and context.scene.GetNumberOfNodes() == count

@@ -49,6 +49,8 @@ PANELS: List[str] = [
     "medsynth_studio.volumes:VolumesPanel",
     "medsynth_studio.superres:SliceSuperResPanel",
     "medsynth_studio.nodule:NoduleSynthPanel",
+    "medsynth_studio.cyto:CytoSynthPanel",
+    "medsynth_studio.crossmod:CrossModalityPanel",
 ]
 
 
