@@ -602,7 +602,7 @@ def test_module_panels_are_registered_and_find_their_lib():
     from medsynth_studio.panel import PANELS
 
     classes = load_panel_classes()
-    assert [c.id for c in classes] == ["volumes", "superres", "nodule", "cyto", "crossmod"]
+    assert [c.id for c in classes] == ["volumes", "superres", "nodule", "cyto", "crossmod", "pdmeta"]
     assert "medsynth_studio.superres:SliceSuperResPanel" in PANELS
     assert modules.module_folder("SliceSuperRes") == REPO / "SliceSuperRes"
     assert modules.module_folder("NoduleSynth") == REPO / "NoduleSynth"
@@ -620,6 +620,10 @@ def test_module_panels_are_registered_and_find_their_lib():
     # the module's own declarations feed the controls (no second copy)
     assert set(CytoSynthLib.PARAMS) <= set(by_id["cyto"].params)
     assert set(CrossModalityLib.PARAMS) <= set(by_id["crossmod"].params)
+    import PDMetabolismLib
+
+    assert by_id["pdmeta"].logic_class is PDMetabolismLib.PDMetabolismLogic
+    assert set(PDMetabolismLib.PARAMS) <= set(by_id["pdmeta"].params)
     with pytest.raises(ImportError, match="NotAModuleLib not found"):
         modules.module_folder("NotAModule")
 
@@ -1011,3 +1015,38 @@ def test_crossmod_bad_input_params_and_cancel_add_nothing(context):
 
     assert asyncio.run(go()) == "cancelled"
     assert cm.node("ct") is None and context.scene.GetNumberOfNodes() == count
+
+
+# =========================================================================== PDMetabolism panel
+def test_pdmeta_detect_live_threshold_and_jump_to_region(context):
+    from medsynth_studio.pdmeta import PDMetabolismPanel
+
+    volumes, _superres, _nodule = module_studio(context)
+    pd = make_panel(PDMetabolismPanel, context)
+    pd.run_action("detect")
+    assert "no FDG PET volume" in context.state["pdmeta_error"]
+    run_async(lambda: pd.run_action("simulate"))
+    assert pd.tasks.last_outcome == "done", context.state["pdmeta_error"]
+    fdg = pd.node("fdg")
+    assert fdg.GetName() == "FDG_PD_sim11" and volumes.node("volume") is fdg
+    red = axial(context)
+    before = snapshot(red)
+    run_async(lambda: pd.run_action("detect"))
+    assert pd.tasks.last_outcome == "done", context.state["pdmeta_error"]
+    anomaly = context.scene.GetNodeByID(context.state["pdmeta_output_id"])
+    assert anomaly is pd.map_node and anomaly.GetName() == "FDG_PD_sim11_anomaly"
+    assert all(v.get_foreground_volume_id() == anomaly.GetID() for v in context.slice_views())
+    assert red.get_foreground_opacity() == pytest.approx(0.6)
+    rows = context.state["pdmeta_rows"]
+    assert len(rows) == pd.table_node.GetNumberOfRows() > 5 and {"region", "z"} <= set(rows[0])
+    assert context.state["pdmeta_score"].startswith("Score")
+    with_map = snapshot(red)
+    assert np.abs(with_map - before).mean() > 0.2
+    pd.set_values(threshold=25.0)  # live: no button
+    assert anomaly.GetDisplayNode().GetLowerThreshold() == pytest.approx(25.0)
+    pd.set_values(opacity=0.2)
+    assert red.get_foreground_opacity() == pytest.approx(0.2)
+    pd.jump_to_region(0)
+    assert context.state["pdmeta_status"].startswith("Region centroid")
+    pd.set_values(threshold=99.0)
+    assert "threshold" in context.state["pdmeta_error"] and "maximum" in context.state["pdmeta_error"]

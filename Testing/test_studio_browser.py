@@ -274,3 +274,52 @@ def test_upload_then_download_nifti(page, tmp_path):
     volume = read_volume(path)
     assert volume.shape_ijk == (32, 28, 24)
     np.testing.assert_array_equal(volume.array, array)
+
+
+# --------------------------------------------------------------------------- later module panels (after the Volumes
+# tests: their outputs replace what the slice views show)
+def test_cyto_generate_gallery_and_insert_a_cell(page):
+    open_panel(page, "cyto")
+    axial = settled_pixels(page, AXIAL)
+    click(page, "cyto", "generate")  # long action: a gallery RGB volume shown in the slice views
+    browser.wait_for_state(page, "cyto_output", lambda v: (v or "").startswith("CellGallery"), timeout_s=60)
+    assert browser.get_state(page, "cyto_error") == ""
+    _s, _px, region = browser.wait_for_pixels(page, AXIAL, axial, min_count=500)
+    assert "row 1" in page.locator(".medsynth-cyto-result").inner_text()
+
+    click(page, "cyto", "smear")  # a synthetic Pap-smear host image, chosen, with the point at its centre
+    browser.wait_for_state(page, "cyto_image_items", lambda v: any(i["title"] == "smear" for i in v or []))
+    browser.wait_for_state(page, "cyto_status", lambda v: (v or "").startswith("Ready"))
+    before = settled_pixels(page, AXIAL)
+    click(page, "cyto", "insert")
+    browser.wait_for_state(page, "cyto_inserted", lambda v: v == 1)
+    assert browser.get_state(page, "cyto_error") == ""
+    assert "inserted into" in page.locator(".medsynth-cyto-result").inner_text()
+    _s, _px, region = browser.wait_for_pixels(page, AXIAL, before, min_count=30, threshold=20)
+    region = browser.changed_region(before, settled_pixels(page, AXIAL), 20)
+    assert region["count"] >= 30 and max(region["box_fraction"]) < 0.8, region  # one cell, not the whole view
+    close_panel(page, "cyto")
+
+
+def test_crossmod_simulated_fdg_synthetic_cft_and_binding_table(page):
+    open_panel(page, "crossmod")
+    assert browser.get_state(page, "crossmod_mr")  # the sample MNI T1 is the MR
+    axial = settled_pixels(page, AXIAL)
+    click(page, "crossmod", "simulate")  # demo PET: one simulated FDG subject
+    browser.wait_for_state(page, "crossmod_fdg", lambda v: bool(v), timeout_s=60)
+    browser.wait_for_pixels(page, AXIAL, axial, min_count=500)
+    before = settled_pixels(page, AXIAL)
+
+    click(page, "crossmod", "synthesize")  # long action: the synthetic CFT over the FDG
+    out = browser.wait_for_state(page, "crossmod_output", lambda v: (v or "").endswith("synthetic_CFT"), timeout_s=90)
+    assert browser.get_state(page, "crossmod_error") == "" and browser.get_state(page, "crossmod_busy") is False
+    assert out in page.locator(".medsynth-panel-volumes .medsynth-input-overlay").first.inner_text() or \
+        browser.get_state(page, "volumes_overlay")
+    _s, _px, region = browser.wait_for_pixels(page, AXIAL, before, min_count=200, threshold=10)
+
+    click(page, "crossmod", "binding")  # long action: SBR table in the panel, regions in the views
+    browser.wait_for_state(page, "crossmod_sbr_rows", lambda v: len(v or []) == 5, timeout_s=90)
+    assert page.locator(".medsynth-crossmod-sbr-row").count() == 5
+    assert "putamen" in page.locator(".medsynth-crossmod-sbr").inner_text()
+    assert "Posterior putamen SBR" in page.locator(".medsynth-crossmod-status").inner_text()
+    close_panel(page, "crossmod")

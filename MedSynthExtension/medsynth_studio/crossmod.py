@@ -128,29 +128,12 @@ class CrossModalityPanel(StudioPanel):
 
     # ------------------------------------------------------------------ actions
     def on_simulate(self, values: Dict[str, Any]):
-        group, seed = values["sim_group"], values["sim_seed"]
-
-        def compute(progress, cancel):
-            from medsynth.pet.atlas import load_atlas
-            from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
-
-            progress(0.1, f"simulating a {group} subject")
-            rng = subject_rng(seed, 0 if group == "NC" else 1)
-            subject = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, load_atlas())
-            cancel.raise_if_cancelled()
-            return subject.fdg
-
-        def on_done(fdg) -> None:
-            from medsynth_mrml import node_from_volume
-
-            node = node_from_volume(self.studio.scene, fdg, name=f"FDG_{group}_sim{seed}")
-            node.SetAttribute("DICOM.Modality", "PT")
-            node.SetAttribute("MedSynth.Note", "simulated FDG PET (medsynth.pet.simulate), not a measurement")
+        def chosen(node) -> None:
             self._added(node, "fdg")
             self.studio.show_result(node, reset_views=True)
             self._set(status=f"Simulated FDG {node.GetName()} added and chosen as the FDG input.")
 
-        return compute, on_done
+        return simulated_fdg_task(self.studio, values["sim_group"], values["sim_seed"], chosen)
 
     def on_synthesize(self, values: Dict[str, Any]):
         node = self._require("fdg", "FDG PET")
@@ -257,3 +240,28 @@ class CrossModalityPanel(StudioPanel):
             with html.Tbody():
                 with html.Tr(v_for=f"row in {rows}", key="row.region", classes="medsynth-crossmod-sbr-row"):
                     html.Td("{{ row[c] }}", v_for=f"c in {columns}", key="c")
+
+
+def simulated_fdg_task(studio, group: str, seed: int, on_node):
+    """The long action that adds one simulated subject's FDG PET (``medsynth.pet.simulate``, as the PET modules'
+    self-tests do) as a volume node: ``(compute, on_done)``; ``on_node(node)`` then chooses and shows it."""
+
+    def compute(progress, cancel):
+        from medsynth.pet.atlas import load_atlas
+        from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+
+        progress(0.1, f"simulating a {group} subject")
+        rng = subject_rng(seed, 0 if group == "NC" else 1)
+        subject = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, load_atlas())
+        cancel.raise_if_cancelled()
+        return subject.fdg
+
+    def on_done(fdg) -> None:
+        from medsynth_mrml import node_from_volume
+
+        node = node_from_volume(studio.scene, fdg, name=f"FDG_{group}_sim{seed}")
+        node.SetAttribute("DICOM.Modality", "PT")
+        node.SetAttribute("MedSynth.Note", "simulated FDG PET (medsynth.pet.simulate), not a measurement")
+        on_node(node)
+
+    return compute, on_done

@@ -51,6 +51,7 @@ PANELS: List[str] = [
     "medsynth_studio.nodule:NoduleSynthPanel",
     "medsynth_studio.cyto:CytoSynthPanel",
     "medsynth_studio.crossmod:CrossModalityPanel",
+    "medsynth_studio.pdmeta:PDMetabolismPanel",
 ]
 
 
