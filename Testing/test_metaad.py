@@ -183,4 +183,4 @@ def test_tiny_training_exports_a_working_model(tmp_path):
         assert (out / f).is_file(), f
     assert "simulated" in (out / "metaad.md").read_text()
     entry = [e for e in json.loads((out / "manifest.json").read_text())["models"] if e["id"] == "metaad-cycle"][0]
-    assert entry["calibration"]["threshold"] > 0
+    assert entry["calibration"]["threshold"] >= 0 and "95th percentile" in entry["calibration"]["threshold_rule"]

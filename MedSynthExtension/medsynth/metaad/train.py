@@ -77,7 +77,7 @@ def load_training_data(args: argparse.Namespace, log=print) -> Dict[str, Any]:
 
     if args.data:
         d = Path(args.data)
-        return load_data(d) if (d / DATA_FILE).is_file() else data_from_cohort(d, 0, log)
+        return load_data(d) if (d / DATA_FILE).is_file() else data_from_cohort(d, 1, log)  # its val split is unused here
     import tempfile
 
     n = args.subjects or (6 if args.tiny else 40)
