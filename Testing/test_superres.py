@@ -15,6 +15,7 @@ from medsynth.io import read_volume, write_volume
 from medsynth.superres import (
     MissingModelError,
     SUPERRES_PARAMS,
+    SuperResPreview,
     degrade_volume,
     load_sainr,
     output_grid,
@@ -24,7 +25,7 @@ from medsynth.superres import (
 )
 from medsynth.superres.baselines import interpolate_axis
 from medsynth.superres.degrade import integral_slice_count, profile_matrix, thick_slices
-from medsynth.superres.sainr import plan_tiles, run_sainr
+from medsynth.superres.sainr import SAINRRunner
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "Resources" / "Models"
@@ -160,15 +161,22 @@ def test_bspline_beats_linear_on_smooth_signal():
 # ----------------------------------------------------------------------------- SA-INR (ONNX Runtime)
 def test_shipped_model_checksum_and_ort_run(sainr_model):
     entry = sainr_model.entry
-    assert entry.checksum_ok(), "sha256 in the manifest must match Resources/Models/sainr.onnx"
-    assert entry.path.stat().st_size < 2 * 1024 * 1024
+    for part in (sainr_model.encoder, sainr_model.decoder):
+        assert part.entry.checksum_ok(), f"sha256 in the manifest must match {part.entry.path}"
+    size = sainr_model.encoder.entry.path.stat().st_size + sainr_model.decoder.entry.path.stat().st_size
+    assert size < 2 * 1024 * 1024
     assert entry.metrics and entry.card and (entry.folder / entry.card).is_file()
     assert entry.extra["receptive_field"]["axis"] >= 1
     rng = np.random.default_rng(0)
     lr = rng.random((1, 1, 6, 20, 17), dtype=np.float32)
+    scale = np.array([3.0], np.float32)
+    feats = sainr_model.encoder.run({"lr": lr, "scale": scale})[0]
+    assert feats.shape[0] == 6 and feats.shape[2:] == (20, 17)
     pos = np.linspace(0, 5, 11).astype(np.float32)
-    out = sainr_model.run({"lr": lr, "pos": pos, "scale": np.array([3.0], np.float32)})[0]
+    out = sainr_model.decoder.run({"features": feats, "lr": lr, "pos": pos, "scale": scale})[0]
     assert out.shape == (1, 1, 11, 20, 17) and np.all(np.isfinite(out))
+    # at the input slices the output stays near the input (a correction of the linear estimate)
+    assert np.abs(out[0, 0, ::2] - lr[0, 0]).mean() < 0.2
     assert sainr_model.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -184,11 +192,30 @@ def test_sainr_keeps_geometry_and_is_close_to_input_slices(sainr_model):
 
 def test_tiled_equals_untiled(sainr_model):
     vol = _phantom(shape_kji=(12, 70, 64))
-    whole = superres(vol, 1.0, "k", "sainr", model=sainr_model, tile_voxels=10**9).volume.array
-    tiles = plan_tiles(output_grid(vol, 1.0, "k").positions(), 12, (0, 45, 0, 70, 0, 64), {"axis": 4, "in_plane": 7}, 4000, 3)
-    assert len(tiles) > 8
-    tiled = superres(vol, 1.0, "k", "sainr", model=sainr_model, tile_voxels=4000).volume.array
-    np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-3 * float(np.abs(whole).max()))
+    whole = superres(vol, 1.0, "k", "sainr", model=sainr_model, encoder_voxels=10**9, decoder_voxels=10**9)
+    grid = whole.grid
+    runner = SAINRRunner(vol.array, grid.anisotropy, sainr_model, encoder_voxels=9000, decoder_voxels=1500)
+    items = runner.plan(grid.positions(), (0, grid.n_out, 0, 70, 0, 64))
+    assert len(items) > 8 and len({it[0][2:] for it in items}) > 1  # tiles both across slices and in-plane
+    tiled = superres(vol, 1.0, "k", "sainr", model=sainr_model, encoder_voxels=9000, decoder_voxels=1500)
+    a = whole.volume.array
+    np.testing.assert_allclose(tiled.volume.array, a, rtol=0, atol=1e-4 * float(np.abs(a).max()))
+
+
+def test_preview_reuses_encoder_features(sainr_model):
+    vol = _phantom(shape_kji=(12, 70, 64))
+    preview = SuperResPreview(vol, sainr_model)
+    first = preview.slab(1.0, 20, "k", 1, "k")
+    runner = preview._runners["k"]
+    calls = []
+    orig = runner._encode_block
+    runner._encode_block = lambda block: calls.append(block) or orig(block)
+    for sp in (0.9, 1.1, 1.3, 0.8):  # slider moves around the same place: decoder only
+        idx = int(round(first.grid.positions()[20] * 4.0 / output_grid(vol, sp, "k").spacing))
+        res = preview.slab(sp, idx, "k", 1, "k")
+        whole = superres(vol, sp, "k", "sainr", model=sainr_model).volume.array
+        np.testing.assert_allclose(res.volume.array, whole[idx - 1 : idx + 2], atol=1e-4 * float(np.abs(whole).max()))
+    assert calls == []
 
 
 @pytest.mark.parametrize("view_axis,index", [("k", 17), ("j", 5), ("i", 30), ("k", 0)])
@@ -207,9 +234,12 @@ def test_slab_equals_whole(sainr_model, method, view_axis, index):
     np.testing.assert_allclose(slab.volume.origin, corner, atol=1e-9)
 
 
-def test_cancel_raises_and_leaves_no_file(tmp_path, sainr_model):
+def test_cancel_raises_and_leaves_no_file(tmp_path, sainr_model, monkeypatch):
+    from medsynth.superres import sainr
+
     src = write_volume(_phantom(shape_kji=(12, 70, 64)), tmp_path / "in.nii.gz")
     out = tmp_path / "out.nii.gz"
+    monkeypatch.setattr(sainr, "ENCODER_VOXELS", 9000)  # many blocks, so the cancel lands in the middle
     token = CancelToken()
     calls = []
 
@@ -219,19 +249,8 @@ def test_cancel_raises_and_leaves_no_file(tmp_path, sainr_model):
             token.cancel()
 
     with pytest.raises(Cancelled):
-        from medsynth.superres import core
-
-        orig = core.superres
-
-        def small_tiles(*a, **k):
-            k["tile_voxels"] = 4000
-            return orig(*a, **k)
-
-        core.superres = small_tiles
-        try:
-            superres_file(src, out, 1.0, "k", "sainr", progress, token)
-        finally:
-            core.superres = orig
+        superres_file(src, out, 1.0, "k", "sainr", progress, token)
+    assert 0 < max(calls) < 1
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii.gz"]
 

@@ -7,11 +7,11 @@ Runtime only; torch is used by :mod:`.train` (training and export) alone.
 
 from __future__ import annotations
 
-from .core import SuperResResult, output_index_of_ras, superres, superres_file, superres_slab
+from .core import SuperResPreview, SuperResResult, output_index_of_ras, superres, superres_file, superres_slab
 from .degrade import PROFILES, degrade_volume, thick_slices
 from .geometry import SuperResGrid, choose_axis, output_grid
 from .params import AXES, METHODS, SUPERRES_PARAMS
-from .sainr import MODEL_ID, MissingModelError, load_sainr
+from .sainr import MODEL_ID, MissingModelError, SAINRModel, load_sainr
 
 __all__ = [
     "AXES",
@@ -19,8 +19,10 @@ __all__ = [
     "MODEL_ID",
     "MissingModelError",
     "PROFILES",
+    "SAINRModel",
     "SUPERRES_PARAMS",
     "SuperResGrid",
+    "SuperResPreview",
     "SuperResResult",
     "choose_axis",
     "degrade_volume",

@@ -1,15 +1,20 @@
 """Slice super-resolution of a Volume: the entry points the faces call.
 
-``superres(volume, spacing)`` makes the whole output; ``superres_slab(...)`` makes a few
-output slices around one index (for a live preview).  Both keep the input untouched
-and return a :class:`SuperResResult`.
+* :func:`superres` makes the whole output (progress + cancel);
+* :class:`SuperResPreview` makes slabs of a few output slices around an index for a live
+  preview, keeping SA-INR encoder features between calls so a new spacing only re-runs
+  the cheap decoder; :func:`superres_slab` is its one-shot form;
+* :func:`superres_file` reads, reconstructs and writes atomically (nothing is left on
+  failure or cancel).
+
+Inputs are never modified; results are :class:`SuperResResult`.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -20,6 +25,9 @@ from .baselines import interpolate_axis
 from .data import normalization_scale
 from .geometry import AXIS_NAMES, SuperResGrid, check_volume, output_grid
 from .params import METHODS
+
+#: extra input slices encoded around a preview slab, so nearby slabs hit the cache
+PREVIEW_PAD = 4
 
 
 @dataclass
@@ -48,37 +56,18 @@ def _axis_first(volume: Volume, grid: SuperResGrid) -> np.ndarray:
     return np.moveaxis(arr, grid.array_axis, 0)
 
 
-def _reconstruct(
-    lr: np.ndarray,
-    grid: SuperResGrid,
-    method: str,
-    region: Tuple[int, int, int, int, int, int],
-    reporter: Reporter,
-    model=None,
-    norm_scale: Optional[float] = None,
-    tile_voxels: Optional[int] = None,
-) -> Tuple[np.ndarray, str]:
-    pos = grid.positions()
-    q0, q1, a0, a1, b0, b1 = region
-    if method == "sainr":
-        from .sainr import DEFAULT_TILE_VOXELS, load_sainr, run_sainr
+def _runner(volume: Volume, grid: SuperResGrid, model, encoder_voxels=None, decoder_voxels=None):
+    from .sainr import DECODER_VOXELS, ENCODER_VOXELS, SAINRRunner, load_sainr
 
-        model = model if model is not None else load_sainr()
-        out = run_sainr(
-            lr,
-            pos,
-            grid.anisotropy,
-            model,
-            region,
-            reporter,
-            tile_voxels=tile_voxels or DEFAULT_TILE_VOXELS,
-            norm_scale=norm_scale,
-        )
-        return out, model.provider
-    reporter.step(0.0, f"{method} interpolation")
-    out = interpolate_axis(lr, pos[q0:q1], method, (a0, a1, b0, b1))
-    reporter.step(1.0, f"{method} interpolation")
-    return out, "SimpleITK"
+    model = model if model is not None else load_sainr()
+    return SAINRRunner(
+        _axis_first(volume, grid),
+        grid.anisotropy,
+        model,
+        norm_scale=normalization_scale(volume.array),
+        encoder_voxels=encoder_voxels or ENCODER_VOXELS,
+        decoder_voxels=decoder_voxels or DECODER_VOXELS,
+    )
 
 
 def superres(
@@ -89,7 +78,8 @@ def superres(
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
     model=None,
-    tile_voxels: Optional[int] = None,
+    encoder_voxels: Optional[int] = None,
+    decoder_voxels: Optional[int] = None,
 ) -> SuperResResult:
     """Reduce the slice spacing of ``volume`` to ``spacing`` mm along ``axis`` with ``method``.
 
@@ -97,22 +87,91 @@ def superres(
     is ``result.grid.spacing``.  Raises :class:`~medsynth.InputError` for 2D, vector or
     isotropic-with-auto inputs, a spacing not below the current one, or a missing model;
     :class:`~medsynth.Cancelled` when ``cancel`` is set (nothing is returned then).
+    ``encoder_voxels`` / ``decoder_voxels`` bound SA-INR's tiles (memory).
     """
     method = _check_method(method)
     check_volume(volume)
     grid = output_grid(volume, spacing, axis)
     reporter = Reporter(progress, cancel)
     t0 = time.perf_counter()
-    lr = _axis_first(volume, grid)
-    region = (0, grid.n_out, 0, lr.shape[1], 0, lr.shape[2])
-    norm = normalization_scale(volume.array) if method == "sainr" else None
-    out, provider = _reconstruct(lr, grid, method, region, reporter, model, norm, tile_voxels)
+    if method == "sainr":
+        runner = _runner(volume, grid, model, encoder_voxels, decoder_voxels)
+        out = runner.run(grid.positions(), None, reporter)
+        provider = runner.model.provider
+    else:
+        reporter.step(0.0, f"{method} interpolation")
+        out = interpolate_axis(_axis_first(volume, grid), grid.positions(), method)
+        provider = "SimpleITK"
     arr = np.moveaxis(out, 0, grid.array_axis)
     seconds = time.perf_counter() - t0
     name = f"{volume.name}_{method}_{grid.spacing:.3g}mm"
     result = Volume(np.ascontiguousarray(arr), grid.ijk_to_ras.copy(), name=name, modality=volume.modality)
     reporter.step(1.0, "done")
     return SuperResResult(result, grid, method, seconds, provider)
+
+
+class SuperResPreview:
+    """Live preview of one input volume: :meth:`slab` gives a few output slices quickly.
+
+    Keep one per input volume (make a new one when the input changes); SA-INR encoder
+    features of recent blocks are kept, so moving the spacing slider re-runs only the decoder.
+    """
+
+    def __init__(self, volume: Volume, model=None) -> None:
+        check_volume(volume)
+        self.volume = volume
+        self.model = model
+        self._runners: Dict[str, object] = {}
+
+    def slab(
+        self,
+        spacing: float,
+        index: int,
+        view_axis: str = "k",
+        half_width: int = 1,
+        axis: str = "auto",
+        method: str = "sainr",
+    ) -> SuperResResult:
+        """Output slices ``index - half_width .. index + half_width`` of the *output* grid along
+        ``view_axis`` (i, j or k), as a Volume placed where they lie (``index`` is clamped)."""
+        method = _check_method(method)
+        grid = output_grid(self.volume, spacing, axis)
+        if view_axis not in AXIS_NAMES:
+            raise InputError(f"view_axis must be i, j or k, got {view_axis!r}")
+        v = AXIS_NAMES.index(view_axis)
+        n = grid.shape_ijk[v]
+        index = int(min(max(int(index), 0), n - 1))
+        lo, hi = max(0, index - int(half_width)), min(n, index + int(half_width) + 1)
+        lr = _axis_first(self.volume, grid)
+        bounds = [[0, grid.n_out], [0, lr.shape[1]], [0, lr.shape[2]]]
+        rest = [ax for ax in range(3) if ax != grid.array_axis]
+        array_v = 2 - v
+        if array_v == grid.array_axis:
+            bounds[0] = [lo, hi]
+        else:
+            bounds[1 + rest.index(array_v)] = [lo, hi]
+        region = (bounds[0][0], bounds[0][1], bounds[1][0], bounds[1][1], bounds[2][0], bounds[2][1])
+        t0 = time.perf_counter()
+        pos = grid.positions()
+        if method == "sainr":
+            runner = self._runners.get(grid.axis)
+            if runner is None:
+                runner = self._runners[grid.axis] = _runner(self.volume, grid, self.model)
+            out = runner.run(pos, region, cache=True, pad=PREVIEW_PAD)
+            provider = runner.model.provider
+        else:
+            out = interpolate_axis(lr, pos[region[0] : region[1]], method, region[2:])
+            provider = "SimpleITK"
+        arr = np.moveaxis(out, 0, grid.array_axis)
+        start_kji = [0, 0, 0]
+        start_kji[grid.array_axis] = region[0]
+        start_kji[rest[0]] = region[2]
+        start_kji[rest[1]] = region[4]
+        m = grid.ijk_to_ras.copy()
+        m[:3, 3] = m[:3, :3] @ np.array(start_kji[::-1], dtype=float) + m[:3, 3]
+        seconds = time.perf_counter() - t0
+        vol = Volume(np.ascontiguousarray(arr), m, f"{self.volume.name}_{method}_slab", self.volume.modality)
+        return SuperResResult(vol, grid, method, seconds, provider)
 
 
 def superres_slab(
@@ -124,52 +183,12 @@ def superres_slab(
     axis: str = "auto",
     method: str = "sainr",
     model=None,
-    progress: Optional[ProgressCallback] = None,
-    cancel: Optional[CancelToken] = None,
 ) -> SuperResResult:
-    """A slab of the output: slices ``index - half_width .. index + half_width`` of the *output*
-    grid along ``view_axis`` (i, j or k), as a Volume placed where those slices lie.
+    """One-shot :meth:`SuperResPreview.slab` (no features kept; use the class for a live preview).
 
-    For a live preview: only the input the slab needs is processed.  Values equal the
-    whole-volume result (SA-INR and linear exactly; B-spline to within its prefilter
-    margin).  ``index`` is clamped to the grid; see :func:`output_index_of_ras`.
-    """
-    method = _check_method(method)
-    check_volume(volume)
-    grid = output_grid(volume, spacing, axis)
-    if view_axis not in AXIS_NAMES:
-        raise InputError(f"view_axis must be i, j or k, got {view_axis!r}")
-    v = AXIS_NAMES.index(view_axis)
-    n = grid.shape_ijk[v]
-    index = int(min(max(int(index), 0), n - 1))
-    lo, hi = max(0, index - int(half_width)), min(n, index + int(half_width) + 1)
-    lr = _axis_first(volume, grid)
-    # region in the axis-first frame: (slices along the axis, then the remaining numpy axes in order)
-    bounds = [[0, grid.n_out], [0, lr.shape[1]], [0, lr.shape[2]]]
-    array_v = 2 - v
-    if array_v == grid.array_axis:
-        bounds[0] = [lo, hi]
-    else:
-        rest = [ax for ax in range(3) if ax != grid.array_axis]
-        bounds[1 + rest.index(array_v)] = [lo, hi]
-    region = (bounds[0][0], bounds[0][1], bounds[1][0], bounds[1][1], bounds[2][0], bounds[2][1])
-    reporter = Reporter(progress, cancel)
-    t0 = time.perf_counter()
-    norm = normalization_scale(volume.array) if method == "sainr" else None
-    out, provider = _reconstruct(lr, grid, method, region, reporter, model, norm_scale=norm)
-    arr = np.moveaxis(out, 0, grid.array_axis)
-    seconds = time.perf_counter() - t0
-    # place the block: shift the origin by the region's start (ijk order)
-    start_kji = [0, 0, 0]
-    start_kji[grid.array_axis] = region[0]
-    rest = [ax for ax in range(3) if ax != grid.array_axis]
-    start_kji[rest[0]] = region[2]
-    start_kji[rest[1]] = region[4]
-    start_ijk = np.array(start_kji[::-1], dtype=float)
-    m = grid.ijk_to_ras.copy()
-    m[:3, 3] = m[:3, :3] @ start_ijk + m[:3, 3]
-    name = f"{volume.name}_{method}_slab"
-    return SuperResResult(Volume(np.ascontiguousarray(arr), m, name, volume.modality), grid, method, seconds, provider)
+    Values equal the whole-volume result (SA-INR and linear to float rounding; B-spline to
+    within its prefilter margin)."""
+    return SuperResPreview(volume, model).slab(spacing, index, view_axis, half_width, axis, method)
 
 
 def superres_file(
@@ -200,4 +219,12 @@ def output_index_of_ras(volume: Volume, spacing: float, ras, view_axis: str = "k
     return int(min(max(round(float(ijk[v])), 0), grid.shape_ijk[v] - 1))
 
 
-__all__ = ["SuperResResult", "output_index_of_ras", "superres", "superres_file", "superres_slab"]
+__all__ = [
+    "PREVIEW_PAD",
+    "SuperResPreview",
+    "SuperResResult",
+    "output_index_of_ras",
+    "superres",
+    "superres_file",
+    "superres_slab",
+]

@@ -1,17 +1,26 @@
-"""SA-INR inference with ONNX Runtime only (no torch): tiled, with progress and cancel.
+"""SA-INR inference with ONNX Runtime only (no torch): tiled, with progress, cancel and a feature cache.
 
-Arrays are in the axis-first frame ``lr[d, a, b]`` (see :mod:`.baselines`).  A tile is
-a block of output slices times an in-plane window; its input block carries margins
-that cover the encoder's receptive field and the four attended neighbours, so a tiled
-result equals the untiled one (up to float rounding): the network has no normalisation
-layers and pads with zeros only at the true volume border.
+The network ships as two ONNX graphs: the *encoder* (thick slices -> per-slice
+features; it does not depend on the output spacing) and the *decoder* (features +
+output slice positions -> output slices; cheap, pointwise in-plane).  Arrays here are
+in the axis-first frame ``lr[d, a, b]`` (see :mod:`.baselines`).
+
+Exactness: the encoder has no normalisation layers and pads with zeros, so features
+of a block computed with margins of its receptive field equal those of the whole
+volume; the decoder looks at the four nearest input slices only.  Hence tiled, slab
+and whole-volume results agree to float rounding.  Memory is bounded by the voxels
+per encoder block and per decoder call (defaults keep a 256 x 256 x 256 output far
+below 2 GB).  The live preview keeps encoder features of recent blocks in an LRU
+cache, so moving the spacing slider re-runs only the decoder.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -20,138 +29,213 @@ from ..progress import Reporter
 from .data import normalization_scale
 
 MODEL_ID = "sainr"
-#: output voxels per tile: bounds memory (about 1.6 kB per output voxel inside the network)
-DEFAULT_TILE_VOXELS = 1 << 19
-#: input slices per tile (before margins)
-DEFAULT_TILE_SLICES = 24
+DECODER_ID = "sainr-decoder"
+#: input voxels per encoder block (with margins): about 0.4 kB each inside the network
+ENCODER_VOXELS = 1_500_000
+#: output voxels per decoder call: about 1 kB each inside the network
+DECODER_VOXELS = 400_000
+#: bytes of encoder features kept for the live preview
+CACHE_BYTES = 384 * 1024 * 1024
 #: anisotropy range seen in training; values outside are clamped
 SCALE_RANGE = (2.0, 6.0)
 
+Region = Tuple[int, int, int, int, int, int]
+
 
 class MissingModelError(ModelError, InputError):
-    """The SA-INR model file or its manifest entry is missing (an input problem for the caller)."""
+    """The SA-INR model files or their manifest entries are missing (an input problem for the caller)."""
 
 
-def load_sainr(model_id: str = MODEL_ID, threads: Optional[int] = None):
-    """The shipped SA-INR model as a :class:`~medsynth.runtime.LoadedModel` (checksum verified)."""
+@dataclass
+class SAINRModel:
+    """The two ONNX Runtime sessions of SA-INR (checksums verified)."""
+
+    encoder: object  # medsynth.runtime.LoadedModel
+    decoder: object
+
+    @property
+    def entry(self):
+        return self.encoder.entry
+
+    @property
+    def provider(self) -> str:
+        return self.encoder.provider
+
+    @property
+    def receptive_field(self) -> dict:
+        return dict(self.entry.extra.get("receptive_field", {"axis": 4, "in_plane": 7}))
+
+
+def load_sainr(model_id: str = MODEL_ID, threads: Optional[int] = None) -> SAINRModel:
+    """The shipped SA-INR model (encoder entry ``model_id`` and its decoder entry)."""
     from .. import runtime
 
-    try:
-        entry = runtime.get_entry(model_id)
-    except ModelError as exc:
-        raise MissingModelError(
-            f"SA-INR model '{model_id}' not found ({exc}); train it with `python -m medsynth.superres.train` "
-            "or use --method bspline"
-        ) from None
-    if not entry.path.is_file():
-        raise MissingModelError(
-            f"SA-INR model file is missing: {entry.path}; reinstall the extension, train it with "
-            "`python -m medsynth.superres.train`, or use --method bspline"
-        )
-    return runtime.load_entry(entry, threads=threads)
+    hint = "train it with `python -m medsynth.superres.train`, reinstall the extension, or use --method bspline"
+    loaded = []
+    decoder_id = None
+    for mid in (model_id, None):
+        mid = mid or decoder_id
+        try:
+            entry = runtime.get_entry(mid)
+        except ModelError as exc:
+            raise MissingModelError(f"SA-INR model '{mid}' not found ({exc}); {hint}") from None
+        if not entry.path.is_file():
+            raise MissingModelError(f"SA-INR model file is missing: {entry.path}; {hint}")
+        loaded.append(runtime.load_entry(entry, threads=threads))
+        decoder_id = entry.extra.get("decoder", DECODER_ID)
+    return SAINRModel(loaded[0], loaded[1])
 
 
-@dataclass(frozen=True)
-class Tile:
-    q0: int  # output slices [q0, q1)
-    q1: int
-    a0: int  # output in-plane window [a0, a1) x [b0, b1)
-    a1: int
-    b0: int
-    b1: int
-    d0: int  # input block [d0, d1) x [ia0, ia1) x [ib0, ib1)
-    d1: int
-    ia0: int
-    ia1: int
-    ib0: int
-    ib1: int
+def lower_index(positions: np.ndarray, n_in: int) -> np.ndarray:
+    """The lower of the two input slices around each position (as the network computes it)."""
+    return np.minimum(np.floor(np.asarray(positions, np.float64)), n_in - 2).clip(0).astype(int)
 
 
-def plan_tiles(
-    positions: np.ndarray,
-    n_in: int,
-    region: Tuple[int, int, int, int, int, int],
-    receptive_field: dict,
-    tile_voxels: int = DEFAULT_TILE_VOXELS,
-    tile_slices: int = DEFAULT_TILE_SLICES,
-) -> List[Tile]:
-    """Cut the output ``region = (q0, q1, a0, a1, b0, b1)`` into tiles with their input blocks."""
-    q0, q1, a0, a1, b0, b1 = region
-    rz = int(receptive_field.get("axis", 4))
-    rxy = int(receptive_field.get("in_plane", 8))
-    pos = np.asarray(positions, dtype=np.float64)
-    # slice chunks: output slices whose lower neighbour lies in one run of `tile_slices` input slices
-    lower = np.minimum(np.floor(pos[q0:q1]), n_in - 2).astype(int)
-    chunks: List[Tuple[int, int]] = []
-    start = q0
-    for q in range(q0 + 1, q1 + 1):
-        if q == q1 or lower[q - q0] - lower[start - q0] >= tile_slices:
-            chunks.append((start, q))
-            start = q
-    tiles: List[Tile] = []
-    for s0, s1 in chunks:
-        nq = s1 - s0
-        side = int(max(32, math.sqrt(max(tile_voxels // max(nq, 1), 1))))
-        na = max(1, math.ceil((a1 - a0) / side))
-        nb = max(1, math.ceil((b1 - b0) / side))
-        sa = math.ceil((a1 - a0) / na)
-        sb = math.ceil((b1 - b0) / nb)
-        lo = int(lower[s0 - q0])
-        hi = int(lower[s1 - 1 - q0])
-        d0 = max(0, lo - 1 - rz)
-        d1 = min(n_in, hi + 3 + rz)
-        for ta in range(a0, a1, sa):
-            for tb in range(b0, b1, sb):
-                ea, eb = min(ta + sa, a1), min(tb + sb, b1)
-                tiles.append(
-                    Tile(s0, s1, ta, ea, tb, eb, d0, d1, max(0, ta - rxy), ea + rxy, max(0, tb - rxy), eb + rxy)
-                )
-    return tiles
+class SAINRRunner:
+    """One input prepared for SA-INR: normalised slices, the anisotropy, and a feature cache."""
+
+    def __init__(
+        self,
+        lr: np.ndarray,
+        anisotropy: float,
+        model: SAINRModel,
+        norm_scale: Optional[float] = None,
+        encoder_voxels: int = ENCODER_VOXELS,
+        decoder_voxels: int = DECODER_VOXELS,
+        cache_bytes: int = CACHE_BYTES,
+    ) -> None:
+        if lr.ndim != 3 or lr.shape[0] < 2:
+            raise InputError("SA-INR needs a 3D volume with at least 2 input slices along the axis")
+        self.scale_value = float(norm_scale) if norm_scale else normalization_scale(lr)
+        self.lr = np.asarray(lr, dtype=np.float32) * np.float32(1.0 / self.scale_value)
+        self.aniso = np.array([min(max(float(anisotropy), SCALE_RANGE[0]), SCALE_RANGE[1])], np.float32)
+        self.model = model
+        rf = model.receptive_field
+        self.rz, self.rxy, self.rd = int(rf["axis"]), int(rf["in_plane"]), int(rf.get("decoder_in_plane", 0))
+        self.encoder_voxels = int(encoder_voxels)
+        self.decoder_voxels = int(decoder_voxels)
+        self.cache_bytes = int(cache_bytes)
+        self._cache: "OrderedDict[Region, np.ndarray]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def n_in(self) -> int:
+        return self.lr.shape[0]
+
+    # ------------------------------------------------------------------ encoder
+    def _encode_block(self, block: Region) -> np.ndarray:
+        d0, d1, a0, a1, b0, b1 = block
+        D, A, B = self.lr.shape
+        e = (max(0, d0 - self.rz), min(D, d1 + self.rz), max(0, a0 - self.rxy), min(A, a1 + self.rxy),
+             max(0, b0 - self.rxy), min(B, b1 + self.rxy))
+        x = self.lr[e[0] : e[1], e[2] : e[3], e[4] : e[5]]
+        feats = self.model.encoder.run({"lr": x[None, None], "scale": self.aniso})[0]
+        return feats[d0 - e[0] : d1 - e[0], :, a0 - e[2] : a1 - e[2], b0 - e[4] : b1 - e[4]]
+
+    def features(self, block: Region, cache: bool = False, pad: int = 0) -> np.ndarray:
+        """Encoder features ``[d1-d0, F, a1-a0, b1-b0]`` of ``block``; with ``cache`` reuse/keep them
+        (``pad`` extra input slices on each side are computed to serve nearby requests)."""
+        if not cache:
+            return self._encode_block(block)
+        d0, d1, a0, a1, b0, b1 = block
+        with self._lock:
+            for key, feats in self._cache.items():
+                k0, k1, ka0, ka1, kb0, kb1 = key
+                if k0 <= d0 and d1 <= k1 and ka0 <= a0 and a1 <= ka1 and kb0 <= b0 and b1 <= kb1:
+                    self._cache.move_to_end(key)
+                    return feats[d0 - k0 : d1 - k0, :, a0 - ka0 : a1 - ka0, b0 - kb0 : b1 - kb0]
+        big = (max(0, d0 - pad), min(self.n_in, d1 + pad), a0, a1, b0, b1)
+        feats = self._encode_block(big)
+        with self._lock:
+            self._cache[big] = feats
+            total = sum(f.nbytes for f in self._cache.values())
+            while total > self.cache_bytes and len(self._cache) > 1:
+                _, old = self._cache.popitem(last=False)
+                total -= old.nbytes
+        return feats[d0 - big[0] : d1 - big[0]]
+
+    # ------------------------------------------------------------------ decoder
+    def _decode(self, feats: np.ndarray, d0: int, pos: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> np.ndarray:
+        lrb = self.lr[d0 : d0 + feats.shape[0], a0:a1, b0:b1][None, None]
+        per = max(1, self.decoder_voxels // max((a1 - a0) * (b1 - b0), 1))
+        outs = []
+        for s in range(0, pos.size, per):
+            p = (pos[s : s + per] - d0).astype(np.float32)
+            outs.append(self.model.decoder.run({"features": feats, "lr": lrb, "pos": p, "scale": self.aniso})[0][0, 0])
+        return np.concatenate(outs, axis=0)
+
+    # ------------------------------------------------------------------ tiling
+    def plan(self, positions: np.ndarray, region: Region) -> List[Tuple[Region, Tuple[int, int]]]:
+        """Work items ``((d0, d1, a0, a1, b0, b1) of features, (q0, q1) of outputs)`` covering ``region``."""
+        q0, q1, a0, a1, b0, b1 = region
+        lower = lower_index(positions[q0:q1], self.n_in)
+        # in-plane tiles: as large as fit with at least 8 input slices per encoder block
+        side_a, side_b = a1 - a0, b1 - b0
+        depth = 8 + 3 + 2 * self.rz
+        while depth * (side_a + 2 * self.rxy) * (side_b + 2 * self.rxy) > self.encoder_voxels and max(side_a, side_b) > 32:
+            if side_a >= side_b:
+                side_a = math.ceil(side_a / 2)
+            else:
+                side_b = math.ceil(side_b / 2)
+        area = (side_a + 2 * self.rxy) * (side_b + 2 * self.rxy)
+        chunk = max(1, self.encoder_voxels // area - 3 - 2 * self.rz)
+        items = []
+        if q1 <= q0:
+            return items
+        lo, hi = int(lower[0]), int(lower[-1])
+        for c0 in range(lo, hi + 1, chunk):
+            c1 = min(c0 + chunk, hi + 1)
+            s0 = q0 + int(np.searchsorted(lower, c0, side="left"))
+            s1 = q0 + int(np.searchsorted(lower, c1, side="left"))
+            if s1 <= s0:
+                continue
+            d0, d1 = max(0, c0 - 1), min(self.n_in, c1 + 2)
+            for ta in range(a0, a1, side_a):
+                for tb in range(b0, b1, side_b):
+                    items.append(((d0, d1, ta, min(ta + side_a, a1), tb, min(tb + side_b, b1)), (s0, s1)))
+        return items
+
+    def run(
+        self,
+        positions: np.ndarray,
+        region: Optional[Region] = None,
+        reporter: Optional[Reporter] = None,
+        cache: bool = False,
+        pad: int = 0,
+    ) -> np.ndarray:
+        """Output slices at ``positions`` (input slice indices) in ``region = (q0, q1, a0, a1, b0, b1)``."""
+        reporter = reporter or Reporter()
+        pos = np.asarray(positions, dtype=np.float64)
+        if region is None:
+            region = (0, pos.size, 0, self.lr.shape[1], 0, self.lr.shape[2])
+        q0, q1, a0, a1, b0, b1 = region
+        out = np.empty((q1 - q0, a1 - a0, b1 - b0), np.float32)
+        items = self.plan(pos, region)
+        reporter.step(0.0, f"SA-INR: {len(items)} block(s)")
+        A, B = self.lr.shape[1:]
+        for n, (blk, (s0, s1)) in enumerate(items):
+            d0, d1, ta0, ta1, tb0, tb1 = blk
+            # the decoder's attention window reaches rd voxels in-plane: decode a wider window, keep the tile
+            ea0, ea1, eb0, eb1 = max(0, ta0 - self.rd), min(A, ta1 + self.rd), max(0, tb0 - self.rd), min(B, tb1 + self.rd)
+            feats = self.features((d0, d1, ea0, ea1, eb0, eb1), cache=cache, pad=pad)
+            res = self._decode(feats, d0, pos[s0:s1], ea0, ea1, eb0, eb1)
+            out[s0 - q0 : s1 - q0, ta0 - a0 : ta1 - a0, tb0 - b0 : tb1 - b0] = res[
+                :, ta0 - ea0 : ta1 - ea0, tb0 - eb0 : tb1 - eb0
+            ]
+            reporter.step((n + 1) / len(items), f"SA-INR block {n + 1}/{len(items)}")
+        out *= np.float32(self.scale_value)
+        return out
 
 
-def run_sainr(
-    lr: np.ndarray,
-    positions: np.ndarray,
-    anisotropy: float,
-    model=None,
-    region: Optional[Tuple[int, int, int, int, int, int]] = None,
-    reporter: Optional[Reporter] = None,
-    tile_voxels: int = DEFAULT_TILE_VOXELS,
-    tile_slices: int = DEFAULT_TILE_SLICES,
-    norm_scale: Optional[float] = None,
-) -> np.ndarray:
-    """SA-INR of ``lr[d, a, b]`` at slice positions ``positions``; returns the region (float32).
-
-    ``region = (q0, q1, a0, a1, b0, b1)`` in output slices and in-plane voxels (default: all).
-    ``norm_scale`` is the intensity mapped to 1 (default from ``lr``; pass the whole volume's
-    for slabs so they match the full result).
-    """
-    reporter = reporter or Reporter()
-    model = model if model is not None else load_sainr()
-    n_in = lr.shape[0]
-    if n_in < 2:
-        raise InputError("SA-INR needs at least 2 input slices along the axis")
-    pos = np.asarray(positions, dtype=np.float64)
-    if region is None:
-        region = (0, pos.size, 0, lr.shape[1], 0, lr.shape[2])
-    q0, q1, a0, a1, b0, b1 = region
-    rf = model.entry.extra.get("receptive_field", {"axis": 4, "in_plane": 8})
-    tiles = plan_tiles(pos, n_in, region, rf, tile_voxels, tile_slices)
-    scale = float(norm_scale) if norm_scale else normalization_scale(lr)
-    aniso = np.array([min(max(float(anisotropy), SCALE_RANGE[0]), SCALE_RANGE[1])], np.float32)
-    out = np.empty((q1 - q0, a1 - a0, b1 - b0), np.float32)
-    reporter.step(0.0, f"SA-INR: {len(tiles)} tile(s)")
-    for n, t in enumerate(tiles):
-        block = lr[t.d0 : t.d1, t.ia0 : t.ia1, t.ib0 : t.ib1].astype(np.float32) * np.float32(1.0 / scale)
-        p = (pos[t.q0 : t.q1] - t.d0).astype(np.float32)
-        res = model.run({"lr": block[None, None], "pos": p, "scale": aniso})[0][0, 0]
-        oa, ob = t.a0 - t.ia0, t.b0 - t.ib0
-        out[t.q0 - q0 : t.q1 - q0, t.a0 - a0 : t.a1 - a0, t.b0 - b0 : t.b1 - b0] = res[
-            :, oa : oa + (t.a1 - t.a0), ob : ob + (t.b1 - t.b0)
-        ]
-        reporter.step((n + 1) / len(tiles), f"SA-INR tile {n + 1}/{len(tiles)}")
-    out *= np.float32(scale)
-    return out
-
-
-__all__ = ["DEFAULT_TILE_VOXELS", "MODEL_ID", "MissingModelError", "Tile", "load_sainr", "plan_tiles", "run_sainr"]
+__all__ = [
+    "CACHE_BYTES",
+    "DECODER_ID",
+    "DECODER_VOXELS",
+    "ENCODER_VOXELS",
+    "MODEL_ID",
+    "MissingModelError",
+    "SAINRModel",
+    "SAINRRunner",
+    "load_sainr",
+    "lower_index",
+]

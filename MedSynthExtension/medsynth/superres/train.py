@@ -27,7 +27,7 @@ VERSION = "1.0.0"
 CITATION = (
     "Wang X, Wang S, Xiong H, Xuan K, Zhuang Z, Liu M, Shen Z, Zhao X, Zhang L, Wang Q. "
     "Spatial attention-based implicit neural representation for arbitrary reduction of MRI slice spacing. "
-    "Medical Image Analysis 2024."
+    "Medical Image Analysis 2024;94:103158. doi:10.1016/j.media.2024.103158"
 )
 
 
@@ -39,15 +39,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--tiny", action="store_true", help="a very small model and run (for tests, < 1 min)")
     p.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--channels", type=int, default=None, help="encoder channels (default 24)")
+    p.add_argument("--window", type=int, default=None, help="in-plane attention window radius (default 0)")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation on the held-out volume")
     p.add_argument("--model-id", default=None, help="id in the manifest (default sainr; --tiny: sainr-tiny)")
+    p.add_argument("--checkpoint", default=None, help="also save the torch weights here (not shipped)")
+    p.add_argument("--card-only", action="store_true", help="only rewrite the model card from the manifest entry")
     return p.parse_args(argv)
 
 
 def config_for(args: argparse.Namespace) -> Dict[str, object]:
     if args.tiny:
-        return dict(channels=8, blocks=1, att_dim=8, heads=2, hidden=8, patch=24, slices=6, batch=2, steps=15, lr=3e-3)
-    return dict(channels=32, blocks=3, att_dim=16, heads=2, hidden=32, patch=40, slices=8, batch=4, steps=1500, lr=2e-3)
+        return dict(channels=8, blocks=1, att_dim=8, heads=2, hidden=8, window=0, patch=24, slices=6, batch=2, steps=15,
+                    lr=3e-3)
+    return dict(channels=24, blocks=3, att_dim=16, heads=2, hidden=32, window=0, patch=40, slices=8, batch=4, steps=1500,
+                lr=2e-3)
 
 
 def train(args: argparse.Namespace, log=print):
@@ -57,6 +63,10 @@ def train(args: argparse.Namespace, log=print):
     from .model import SAINR, count_parameters
 
     cfg = config_for(args)
+    if args.channels:
+        cfg["channels"] = args.channels
+    if args.window is not None:
+        cfg["window"] = args.window
     steps = int(args.steps if args.steps is not None else cfg["steps"])
     torch.manual_seed(args.seed)
     torch.set_num_threads(max(1, int(args.threads)))
@@ -65,7 +75,10 @@ def train(args: argparse.Namespace, log=print):
     data_dir = Path(args.data) if args.data else shared_data_dir()
     volumes = load_training_volumes(data_dir)
     sampler = PairSampler(volumes, rng, int(cfg["patch"]), int(cfg["slices"]))
-    model = SAINR(int(cfg["channels"]), int(cfg["blocks"]), int(cfg["att_dim"]), int(cfg["heads"]), int(cfg["hidden"]))
+    model = SAINR(
+        int(cfg["channels"]), int(cfg["blocks"]), int(cfg["att_dim"]), int(cfg["heads"]), int(cfg["hidden"]),
+        int(cfg["window"]),
+    )
     log(f"SA-INR: {count_parameters(model)} parameters, {steps} steps x {cfg['batch']} patches, seed {args.seed}")
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=max(steps, 2), pct_start=0.08)
@@ -97,63 +110,82 @@ def train(args: argparse.Namespace, log=print):
 
 
 def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, object], train_seconds: float, steps: int):
+    """Export the encoder (entry ``model_id``, with metrics and card) and the decoder (``model_id-decoder``)."""
     import torch
 
     from ..export import export_onnx
     from .data import DATA_TERMS, FACTOR_RANGE, HELD_OUT, TRAIN_FILES
 
-    example = (torch.rand(1, 1, 7, 24, 20), torch.linspace(0.0, 6.0, 13), torch.tensor([4.0]))
-    entry = export_onnx(
-        model,
-        example,
-        folder,
-        model_id,
-        VERSION,
-        input_names=["lr", "pos", "scale"],
-        output_names=["sr"],
-        dynamic_axes={"lr": {2: "D", 3: "H", 4: "W"}, "pos": {0: "Q"}, "sr": {2: "Q", 3: "H", 4: "W"}},
-        atol=1e-3,
-        write_manifest=False,
-        task="slice super-resolution (SA-INR): continuous slice positions along one axis",
+    decoder_id = f"{model_id}-decoder"
+    common = dict(folder=folder, version=VERSION, atol=1e-3, write_manifest=False, training_command=command,
+                  data_terms=DATA_TERMS, card=f"{model_id}.md")
+    lr = torch.rand(1, 1, 7, 24, 20)
+    scale = torch.tensor([4.0])
+    with torch.no_grad():
+        feats = model.encoder(lr, scale)
+    encoder = export_onnx(
+        model.encoder,
+        (lr, scale),
+        model_id=model_id,
+        input_names=["lr", "scale"],
+        output_names=["features"],
+        dynamic_axes={"lr": {2: "D", 3: "H", 4: "W"}, "features": {0: "D", 2: "H", 3: "W"}},
+        task="slice super-resolution (SA-INR) encoder: thick slices -> per-slice features",
         normalization={
-            "input": "divide by the 99.5th percentile of voxels above the minimum (subsampled); output multiplied back",
-            "pos": "fractional input slice index of each output slice (0 .. D-1)",
+            "lr": "[1, 1, D, H, W], the refined axis first; intensities divided by the 99.5th percentile of voxels "
+            "above the minimum (subsampled); the output is multiplied back",
             "scale": "input slice spacing / mean in-plane spacing, clamped to 2..6",
         },
-        training_command=command,
-        data_terms=DATA_TERMS,
-        card=f"{model_id}.md",
+        **common,
     )
-    entry.extra.update(
-        {
-            "receptive_field": model.receptive_field(),
-            "architecture": dict(model.config),
-            "parameters": int(sum(p.numel() for p in model.parameters())),
-            "training": {
-                "steps": steps,
-                "patches_per_step": cfg["batch"],
-                "seconds": round(train_seconds, 1),
-                "device": f"CPU ({platform.machine()}, torch threads {os.environ.get('MEDSYNTH_TRAIN_THREADS', 'see command')})",
-                "factors": list(FACTOR_RANGE),
-                "train_files": list(TRAIN_FILES),
-                "held_out": list(HELD_OUT),
-            },
-            "citation": CITATION,
-        }
+    decoder = export_onnx(
+        model.decoder,
+        (feats, lr, torch.linspace(0.0, 6.0, 13), scale),
+        model_id=decoder_id,
+        input_names=["features", "lr", "pos", "scale"],
+        output_names=["sr"],
+        dynamic_axes={
+            "features": {0: "D", 2: "H", 3: "W"},
+            "lr": {2: "D", 3: "H", 4: "W"},
+            "pos": {0: "Q"},
+            "sr": {2: "Q", 3: "H", 4: "W"},
+        },
+        task="slice super-resolution (SA-INR) decoder: features + output slice positions -> output slices",
+        normalization={"pos": "fractional input slice index of each output slice (0 .. D-1)"},
+        **common,
     )
-    return entry
+    info = {
+        "receptive_field": model.receptive_field(),
+        "architecture": dict(model.config),
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "training": {
+            "steps": steps,
+            "patches_per_step": cfg["batch"],
+            "seconds": round(train_seconds, 1),
+            "device": f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads "
+            f"{os.environ.get('MEDSYNTH_TRAIN_THREADS', '?')})",
+            "factors": list(FACTOR_RANGE),
+            "train_files": list(TRAIN_FILES),
+            "held_out": list(HELD_OUT),
+        },
+        "citation": CITATION,
+    }
+    encoder.extra.update(info, decoder=decoder_id)
+    decoder.extra.update({"encoder": model_id, "receptive_field": info["receptive_field"]})
+    return encoder, decoder
 
 
-def evaluate_entry(entry, data_dir: Path, tiny: bool, log=print):
+def evaluate_entry(encoder, decoder, data_dir: Path, tiny: bool, log=print):
     from ..io import read_volume
     from ..runtime import load_entry
     from .data import EVAL_FILE
     from .evaluate import evaluate_reference, format_table, gains
+    from .sainr import SAINRModel
 
-    model = load_entry(entry)
+    model = SAINRModel(load_entry(encoder), load_entry(decoder))
     ref = read_volume(data_dir / EVAL_FILE)
     if tiny:  # a small crop, one factor: just proves the path works
-        ref = Volume_crop(ref, 40)
+        ref = _center_crop(ref, 40)
         factors = (4,)
     else:
         factors = (2, 4, 6)
@@ -173,7 +205,7 @@ def evaluate_entry(entry, data_dir: Path, tiny: bool, log=print):
     }, table
 
 
-def Volume_crop(volume, n: int):
+def _center_crop(volume, n: int):
     from ..volume import Volume
 
     k, j, i = volume.array.shape
@@ -184,7 +216,8 @@ def Volume_crop(volume, n: int):
 def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command: str) -> Path:
     from .data import DATA_TERMS, HELD_OUT, TRAIN_FILES
 
-    size_kb = entry.path.stat().st_size / 1024
+    decoder_file = entry.folder / f"{entry.extra.get('decoder', entry.id + '-decoder')}.onnx"
+    size_kb = (entry.path.stat().st_size + (decoder_file.stat().st_size if decoder_file.is_file() else 0)) / 1024
     tr = entry.extra.get("training", {})
     lines = [
         f"# SA-INR slice super-resolution (`{entry.id}` {entry.version})",
@@ -194,12 +227,17 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         "(non-integer factors included). A small Spatial Attention-based Implicit Neural Representation: a (2+1)D "
         "residual encoder (MONAI blocks) over the thick slices; for every output slice position (a continuous slice "
         "index) a query attends over the features of the four nearest input slices (softmax of query-key "
-        "similarity with learned relative-position codes); an MLP decoder adds a correction to linear interpolation.",
-        f"ONNX (opset 17), {size_kb:.0f} kB, {entry.extra.get('parameters')} parameters; runs with ONNX Runtime, tiled "
-        "(a 256 x 256 x 256 output stays well under 2 GB).",
-        "Inputs: `lr` [1, 1, D, H, W] (the refined axis first, intensities divided by the 99.5th percentile), "
-        "`pos` [Q] (input slice index of each output slice), `scale` [1] (slice spacing / in-plane spacing, "
-        "clamped to 2..6). Output `sr` [1, 1, Q, H, W].",
+        "similarity with learned relative-position codes), reading their features and intensities; an MLP decoder adds "
+        "a correction to cubic (Catmull-Rom) interpolation of those slices. The paper's gradient-guided gate (cheap "
+        "path for flat regions) is not used.",
+        f"Two ONNX graphs (opset 17), `{entry.file}` (encoder) and `{decoder_file.name}` (decoder), {size_kb:.0f} kB "
+        f"together, {entry.extra.get('parameters')} parameters; run with ONNX Runtime, tiled (a 256 x 256 x 256 "
+        "output stays well under 2 GB). The encoder does not depend on the output spacing, so the live preview "
+        "keeps its features and re-runs only the decoder when the spacing changes.",
+        "Encoder: `lr` [1, 1, D, H, W] (the refined axis first, intensities divided by the 99.5th percentile of "
+        "voxels above the minimum), `scale` [1] (slice spacing / in-plane spacing, clamped to 2..6) -> `features` "
+        "[D, F, H, W]. Decoder: `features`, `lr`, `pos` [Q] (input slice index of each output slice), `scale` -> "
+        "`sr` [1, 1, Q, H, W].",
         "",
         "## Data",
         "Training: " + ", ".join(f"`{f}`" for f in TRAIN_FILES) + " (the grey/white-matter maps also mixed into "
@@ -211,8 +249,8 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         "",
         "## Training",
         f"`{command}`",
-        f"{tr.get('steps')} steps x {tr.get('patches_per_step')} patches, {tr.get('seconds')} s on "
-        f"{tr.get('device')}; fixed seed.",
+        f"{tr.get('steps')} steps x {tr.get('patches_per_step')} patches, {tr.get('seconds')} s wall on "
+        f"{tr.get('device')}; fixed seed." + (f" {tr['note']}" if tr.get("note") else ""),
         "",
         "## Evaluation (held-out Colin27, thick slices made with the same profile model)",
     ]
@@ -256,6 +294,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     folder = Path(args.out)
     model_id = args.model_id or ("sainr-tiny" if args.tiny else "sainr")
+    if args.card_only:
+        from ..runtime import read_manifest
+        from .evaluate import format_table
+
+        entry = {e.id: e for e in read_manifest(folder)}[model_id]
+        rows = (entry.metrics or {}).get("rows", [])
+        print(write_card(folder, entry, entry.metrics or None, format_table(rows) if rows else "", entry.training_command))
+        return 0
     parts = ["python -m medsynth.superres.train", f"--out {args.out}", f"--seed {args.seed}"]
     if args.steps is not None:
         parts.append(f"--steps {args.steps}")
@@ -271,14 +317,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ["MEDSYNTH_TRAIN_THREADS"] = str(args.threads)
     model, cfg, steps, seconds = train(args)
     print(f"trained in {seconds:.0f} s")
-    entry = export(model, folder, model_id, command, cfg, seconds, steps)
+    if args.checkpoint:
+        import torch
+
+        torch.save({"config": model.config, "state_dict": model.state_dict()}, args.checkpoint)
+    entry, decoder = export(model, folder, model_id, command, cfg, seconds, steps)
     metrics, table = (None, "")
     if not args.no_eval:
-        metrics, table = evaluate_entry(entry, data_dir, args.tiny)
+        metrics, table = evaluate_entry(entry, decoder, data_dir, args.tiny)
         entry.metrics = metrics
+    write_manifest_entry(folder, decoder)
     write_manifest_entry(folder, entry)
     card = write_card(folder, entry, metrics, table, command)
-    print(f"wrote {entry.path} ({entry.path.stat().st_size / 1024:.0f} kB), manifest entry '{entry.id}', card {card}")
+    size = (entry.path.stat().st_size + decoder.path.stat().st_size) / 1024
+    print(f"wrote {entry.path} + {decoder.path.name} ({size:.0f} kB), manifest entries '{entry.id}', '{decoder.id}', card {card}")
     return 0
 
 
