@@ -83,6 +83,21 @@ def test_baselines(subjects):
 
 
 @needs_model
+def test_native_input_is_registered_and_map_returns_to_its_grid(subjects):
+    from medsynth.metaad.detect import detect
+
+    fdg = subjects["PD"]["fdg"]
+    c, s = np.cos(np.radians(6)), np.sin(np.radians(6))
+    rot = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    native = Volume(fdg.array, rot @ fdg.ijk_to_ras, "native", "PET")
+    r = detect(native)
+    assert r.space == "registered" and r.registration is not None
+    assert r.signed.array.shape == native.array.shape and np.allclose(r.signed.ijk_to_ras, native.ijk_to_ras)
+    assert abs(r.score - subjects["PD"]["res"].score) < 0.5 * subjects["PD"]["res"].score
+    assert r.report()["registration"]["method"].startswith("affine")
+
+
+@needs_model
 def test_cli_writes_map_and_report(subjects, tmp_path, capsys):
     src = write_volume(subjects["PD"]["fdg"], tmp_path / "fdg.nii.gz")
     out, rep = tmp_path / "map.nii.gz", tmp_path / "r.json"
