@@ -142,3 +142,14 @@ def test_mr_to_ct_and_mu_map(scene):
     np.testing.assert_array_equal(slicer.util.arrayFromVolume(mr), before)
     with pytest.raises(InputError):
         logic.synthesizeCT(node_from_volume(scene, Volume(np.full((8, 8, 8), -1000.0, np.float32), name="ct")))
+
+
+def test_compute_steps_accept_the_whole_panel_parameter_set(scene, fdg_volumes):
+    """The Slicer panel passes every declared value (PET and MR) to each step."""
+    from medsynth.params import defaults
+
+    values = defaults(PARAMS)
+    logic = CrossModalityLogic(scene)
+    fdg = _node(scene, fdg_volumes["NC"], "FDG")
+    result = logic.compute_synthesis(logic.inputVolume(fdg), values)
+    assert result.volume.array.shape == fdg_volumes["NC"].array.shape

@@ -112,7 +112,7 @@ class CrossModalityLogic:
         """Engine step (worker thread): the synthetic CFT on the input's grid (:class:`SynthesisResult`)."""
         from medsynth.pet.synthesis import synthesize
 
-        v = validate(PET_PARAMS, values or {})
+        v = validate(PARAMS, values or {})
         return synthesize(volume, "fdg2cft", v["space"], progress, cancel)
 
     def finish_synthesis(self, input_node: Any, result: Any) -> Any:
@@ -153,7 +153,7 @@ class CrossModalityLogic:
         ``SBRResult.labels_in_input`` holds the regions on the input's grid."""
         from medsynth.pet.synthesis import synthetic_cft_sbr
 
-        v = validate(PET_PARAMS, values or {})
+        v = validate(PARAMS, values or {})
         return synthetic_cft_sbr(volume, v["reference"], v["space"], progress, cancel)
 
     def finish_binding(self, input_node: Any, result: Tuple[Any, Any]) -> Tuple[Any, Any]:
