@@ -167,8 +167,8 @@ class PDMetabolismLogic:
     def _legend(self, node: Any, title: str) -> Any:
         import slicer
 
-        if node.GetDisplayNode() is None:
-            return None
+        if node.GetDisplayNode() is None or not node.GetDisplayNode().GetColorNodeID():
+            return None  # a legend needs the map's colour table (a bare MRML scene may have none)
         modules = getattr(slicer, "modules", None)
         colors = getattr(modules, "colors", None) if modules is not None else None
         if colors is not None and hasattr(colors.logic(), "AddDefaultColorLegendDisplayNode"):
