@@ -42,3 +42,14 @@ def oblique_volume() -> Volume:
     arr[0, 0, 0] = 3000  # a marker voxel
     directions = rotation("z", 20) @ rotation("x", -15) @ np.diag([1.0, 1.0, -1.0])  # det < 0
     return Volume(arr, make_ijk_to_ras((0.7, 1.3, 4.0), (12.5, -40.25, 7.0), directions), name="oblique")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """VTK objects freed at interpreter exit can log errors after pytest's summary; silence them then,
+    so the summary stays the run's closing line."""
+    try:
+        from vtkmodules.vtkCommonCore import vtkLogger, vtkObject
+    except ImportError:
+        return
+    vtkObject.GlobalWarningDisplayOff()
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
