@@ -27,7 +27,7 @@ from .geometry import AXIS_NAMES, SuperResGrid, check_volume, output_grid
 from .params import METHODS
 
 #: extra input slices encoded around a preview slab, so nearby slabs hit the cache
-PREVIEW_PAD = 4
+PREVIEW_PAD = 2
 
 
 @dataclass

@@ -34,8 +34,13 @@ def demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
     written = [write_volume(thick, out_dir / f"{fine.name}_thick{FACTOR * fine.spacing[2]:g}mm.nii.gz")]
     center = fine.center_ras()
     written.append(write_png(overview(thick, center), out_dir / "thick_overview.png"))
-    lines = [f"input: {SAMPLE} made thick along k: {thick.shape_ijk[2]} slices at {thick.spacing[2]:g} mm (box profile)"]
+    lines = [
+        f"input: {SAMPLE} made thick along k: {thick.shape_ijk[2]} slices at {thick.spacing[2]:g} mm (box profile)",
+        "(an MNI template, close to the training data: a demonstration, not an evaluation; see the model card)",
+    ]
     methods = ("sainr", "bspline", "linear")
+    window = np.percentile(truth, [1.0, 99.5])
+    rows = [overview(fine, center, window=window), overview(thick, center, window=window)]
     for n, method in enumerate(methods):
         sub = reporter.sub(0.1 + 0.9 * n / len(methods), 0.1 + 0.9 * (n + 1) / len(methods))
         try:
@@ -44,9 +49,14 @@ def demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
             lines.append(f"{method}: skipped ({exc})")
             continue
         written.append(write_volume(res.volume, out_dir / f"{fine.name}_{method}.nii.gz"))
-        written.append(write_png(overview(res.volume, center), out_dir / f"{method}_overview.png"))
+        picture = overview(res.volume, center, window=window)
+        written.append(write_png(picture, out_dir / f"{method}_overview.png"))
+        if method != "linear":
+            rows.append(picture)
         score = psnr(truth, res.volume.array, mask, drange)
         lines.append(f"{method}: {res.grid.describe()}; PSNR vs the original {score:.2f} dB; {res.seconds:.2f} s")
+    written.append(write_png(np.concatenate(rows, axis=0), out_dir / "comparison.png"))
+    lines.append("comparison.png rows: original 2 mm, thick 6 mm input, SA-INR, B-spline (axial, coronal, sagittal)")
     report = out_dir / "superres.txt"
     report.write_text("\n".join(lines) + "\n", encoding="utf-8")
     written.append(report)

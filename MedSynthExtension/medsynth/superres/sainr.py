@@ -30,10 +30,11 @@ from .data import normalization_scale
 
 MODEL_ID = "sainr"
 DECODER_ID = "sainr-decoder"
-#: input voxels per encoder block (with margins): about 0.4 kB each inside the network
-ENCODER_VOXELS = 1_500_000
-#: output voxels per decoder call: about 1 kB each inside the network
-DECODER_VOXELS = 400_000
+#: input voxels per encoder block (with margins); ONNX Runtime holds about 1.5 kB per voxel inside the encoder
+ENCODER_VOXELS = 600_000
+#: output voxels per decoder call (about 2 kB each inside the decoder).  With both defaults a
+#: 256 x 256 x 64 -> 256 reconstruction peaked at 1.5 GB of process memory (benchmarks/bench_superres.py)
+DECODER_VOXELS = 150_000
 #: bytes of encoder features kept for the live preview
 CACHE_BYTES = 384 * 1024 * 1024
 #: anisotropy range seen in training; values outside are clamped
