@@ -36,6 +36,7 @@ def register(sub) -> None:
         if action.dest == "spacing":
             action.required = True
             action.default = None
+            action.help = (action.help or "").replace(" (default 1.0)", " (required)")
     p.set_defaults(func=run)
 
 
