@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..errors import InputError
 
-BASELINES = {"linear": sitk.sitkLinear, "bspline": sitk.sitkBSpline}
+#: SimpleITK interpolator of each baseline (SimpleITK is imported on use, so training runs without it)
+BASELINES = {"linear": "sitkLinear", "bspline": "sitkBSpline"}
 #: extra input slices on each side when a B-spline is evaluated on a slab only
 BSPLINE_MARGIN = 10
 
@@ -31,6 +31,8 @@ def interpolate_axis(
 
     ``in_plane = (a0, a1, b0, b1)`` restricts the output (and the work) to a window.
     """
+    import SimpleITK as sitk
+
     if method not in BASELINES:
         raise InputError(f"baseline must be one of {', '.join(BASELINES)}, got {method!r}")
     pos = np.asarray(positions, dtype=np.float64)
@@ -49,7 +51,7 @@ def interpolate_axis(
         image,
         size,
         sitk.Transform(),
-        BASELINES[method],
+        getattr(sitk, BASELINES[method]),
         [0.0, 0.0, float(pos[0] - d0)],
         [1.0, 1.0, step],
         [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],

@@ -64,12 +64,33 @@ def normalization_scale(array: np.ndarray) -> float:
     return s if s > 0 else (float(np.abs(above).max()) or 1.0)
 
 
-def load_training_volumes(data_dir: Path, files=TRAIN_FILES) -> Dict[str, np.ndarray]:
-    from ..io import read_volume
+PREPARED_NAME = "superres_volumes.npz"
 
+
+def prepare_volumes(data_dir: Path, out_dir: Path, files=TRAIN_FILES) -> Path:
+    """Write the normalised training volumes to ``out_dir/superres_volumes.npz`` (float16), so that training
+    can run where SimpleITK is not installed (``--data out_dir``)."""
+    volumes = load_training_volumes(data_dir, files)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PREPARED_NAME
+    np.savez_compressed(path, **{f"v{i}": volumes[rel].astype(np.float16) for i, rel in enumerate(files)},
+                        names=np.array(list(files)))
+    return path
+
+
+def load_training_volumes(data_dir: Path, files=TRAIN_FILES) -> Dict[str, np.ndarray]:
     for f in files:
         if f in HELD_OUT:
             raise ValueError(f"{f} is held out for evaluation")
+    prepared = Path(data_dir) / PREPARED_NAME
+    if prepared.is_file():
+        with np.load(prepared) as z:
+            names = [str(n) for n in z["names"]]
+            if set(files) - set(names):
+                raise ValueError(f"{prepared} lacks {sorted(set(files) - set(names))}")
+            return {rel: z[f"v{names.index(rel)}"].astype(np.float32) for rel in files}
+    from ..io import read_volume
+
     out = {}
     for rel in files:
         arr = read_volume(data_dir / rel).array.astype(np.float32)

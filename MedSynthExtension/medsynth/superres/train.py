@@ -31,6 +31,9 @@ CITATION = (
 )
 
 
+PREPARED = "superres_volumes.npz"
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m medsynth.superres.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="Resources/Models", help="model folder (manifest.json is updated)")
@@ -45,6 +48,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--model-id", default=None, help="id in the manifest (default sainr; --tiny: sainr-tiny)")
     p.add_argument("--checkpoint", default=None, help="also save the torch weights here (not shipped)")
     p.add_argument("--card-only", action="store_true", help="only rewrite the model card from the manifest entry")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (export runs on CPU)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop training after this long (the schedule "
+                   "is set for --steps; a stop ends it early)")
+    p.add_argument("--prepare", default=None, metavar="DIR",
+                   help="only write the normalised training volumes to DIR/superres_volumes.npz (for a machine "
+                   "without SimpleITK: pass --data DIR there) and stop")
     return p.parse_args(argv)
 
 
@@ -74,12 +83,16 @@ def train(args: argparse.Namespace, log=print):
     rng = np.random.default_rng(args.seed)
     data_dir = Path(args.data) if args.data else shared_data_dir()
     volumes = load_training_volumes(data_dir)
+    device = torch.device(args.device)
     sampler = PairSampler(volumes, rng, int(cfg["patch"]), int(cfg["slices"]))
     model = SAINR(
         int(cfg["channels"]), int(cfg["blocks"]), int(cfg["att_dim"]), int(cfg["heads"]), int(cfg["hidden"]),
         int(cfg["window"]),
     )
-    log(f"SA-INR: {count_parameters(model)} parameters, {steps} steps x {cfg['batch']} patches, seed {args.seed}")
+    model.to(device)
+    log(f"SA-INR: {count_parameters(model)} parameters, {steps} steps x {cfg['batch']} patches, seed {args.seed}, "
+        f"{device}")
+    deadline = time.perf_counter() + 60.0 * args.max_minutes if args.max_minutes else None
     opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=max(steps, 2), pct_start=0.08)
     t0 = time.perf_counter()
@@ -92,9 +105,12 @@ def train(args: argparse.Namespace, log=print):
         for _ in range(int(cfg["batch"])):
             s = sampler.sample()
             out = model(
-                torch.from_numpy(s.lr)[None, None], torch.from_numpy(s.pos), torch.tensor([s.scale], dtype=torch.float32)
+                torch.from_numpy(s.lr)[None, None].to(device),
+                torch.from_numpy(s.pos).to(device),
+                torch.tensor([s.scale], dtype=torch.float32, device=device),
             )
-            loss = (out[0, 0] - torch.from_numpy(np.ascontiguousarray(s.target))).abs().mean() / int(cfg["batch"])
+            target = torch.from_numpy(np.ascontiguousarray(s.target)).to(device)
+            loss = (out[0, 0] - target).abs().mean() / int(cfg["batch"])
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -104,8 +120,13 @@ def train(args: argparse.Namespace, log=print):
         if (step + 1) % every == 0:
             log(f"  step {step + 1}/{steps}: L1 {running / every:.4f} ({time.perf_counter() - t0:.0f} s)")
             running = 0.0
+        if deadline is not None and time.perf_counter() > deadline:
+            log(f"  time limit: stopped after {step + 1} of {steps} steps")
+            steps = step + 1
+            break
     seconds = time.perf_counter() - t0
     model.eval()
+    model.to("cpu")
     return model, cfg, steps, seconds
 
 
@@ -162,7 +183,8 @@ def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, obje
             "steps": steps,
             "patches_per_step": cfg["batch"],
             "seconds": round(train_seconds, 1),
-            "device": f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads "
+            "device": os.environ.get("MEDSYNTH_TRAIN_DEVICE")
+            or f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads "
             f"{os.environ.get('MEDSYNTH_TRAIN_THREADS', '?')})",
             "factors": list(FACTOR_RANGE),
             "train_files": list(TRAIN_FILES),
@@ -292,6 +314,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .data import shared_data_dir
 
     args = parse_args(argv)
+    if args.prepare:
+        from .data import prepare_volumes
+
+        print(f"wrote {prepare_volumes(Path(args.data) if args.data else shared_data_dir(), Path(args.prepare))}")
+        return 0
     folder = Path(args.out)
     model_id = args.model_id or ("sainr-tiny" if args.tiny else "sainr")
     if args.card_only:
@@ -309,9 +336,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         parts.append("--tiny")
     if args.threads != 2:
         parts.append(f"--threads {args.threads}")
+    if args.device != "cpu":
+        parts.append(f"--device {args.device} --data DIR (made by --prepare DIR)")
+    if args.max_minutes:
+        parts.append(f"--max-minutes {args.max_minutes:g}")
     command = " ".join(parts)
     data_dir = Path(args.data) if args.data else shared_data_dir()
-    if not (data_dir / "mri").is_dir():
+    if args.device == "cuda":
+        import torch
+
+        os.environ["MEDSYNTH_TRAIN_DEVICE"] = f"CUDA ({torch.cuda.get_device_name(0)})"
+    if not (data_dir / "mri").is_dir() and not (data_dir / PREPARED).is_file():
         sys.stderr.write(f"training data not found: {data_dir / 'mri'} (pass --data)\n")
         return 2
     os.environ["MEDSYNTH_TRAIN_THREADS"] = str(args.threads)
