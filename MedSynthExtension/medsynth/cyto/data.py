@@ -333,15 +333,9 @@ def load_herlev(root: PathLike, size: int = 64, split: str = "train", limit_per_
 
 def default_herlev_dir() -> Path:
     """../shared/data/cytology/herlev beside the repository (``MEDSYNTH_SHARED_DATA`` overrides the data root)."""
-    env = os.environ.get("MEDSYNTH_SHARED_DATA")
-    if env:
-        return Path(env) / "cytology" / "herlev"
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data" / "cytology" / "herlev"
-        if cand.is_dir():
-            return cand
-    return here.parents[4] / "shared" / "data" / "cytology" / "herlev"
+    from ..shared_data import shared_data_dir
+
+    return shared_data_dir() / "cytology" / "herlev"
 
 
 def class_weights(cells: CellSet) -> Dict[str, float]:

@@ -23,6 +23,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ..errors import InputError
+from ..shared_data import shared_data_dir
 from ..volume import Volume
 
 TISSUES = ("air", "soft", "bone", "csf", "grey", "white")
@@ -34,21 +35,6 @@ ANATOMY_FILES = {
     "brain_t1": "mri/colin27_ch2bet_1mm.nii.gz",
 }
 CACHE_VERSION = 1
-
-
-def shared_data_dir(data: Optional[os.PathLike] = None) -> Path:
-    """``data`` or ``MEDSYNTH_SHARED_DATA`` or ``../shared/data`` beside the repository."""
-    if data:
-        return Path(data)
-    env = os.environ.get("MEDSYNTH_SHARED_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data"
-        if (parent / "MedSynthExtension").is_dir() and cand.is_dir():
-            return cand
-    return here.parents[4] / "shared" / "data"
 
 
 def _cache_dir() -> Path:

@@ -8,13 +8,13 @@ maps (also mixed into random synthetic contrasts).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
+from ..shared_data import shared_data_dir
 from .degrade import PROFILES, profile_matrix
 
 TRAIN_FILES = (
@@ -37,19 +37,6 @@ DATA_TERMS = (
     "attribution). Evaluated on Colin27 (Debian mricron-data, BSD-3), never used in training. No data is shipped."
 )
 FACTOR_RANGE = (2.0, 6.0)
-
-
-def shared_data_dir() -> Path:
-    """../shared/data beside the repository (``MEDSYNTH_SHARED_DATA`` overrides)."""
-    env = os.environ.get("MEDSYNTH_SHARED_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data"
-        if (parent / "Resources").is_dir() and cand.is_dir():
-            return cand
-    return here.parents[4] / "shared" / "data"
 
 
 def normalization_scale(array: np.ndarray) -> float:
