@@ -47,7 +47,7 @@ def run_batch(
 ) -> Dict[str, Any]:
     """Write ``count`` images (hosts taken in turn from ``images``), masks and ``annotations.json`` to ``out``."""
     from .candidates import ct_candidates, cxr_candidates
-    from .insert import CTContext, CXRContext, _model, insert_ct_region, insert_cxr_region
+    from .insertion import CTContext, CXRContext, _model, insert_ct_region, insert_cxr_region
 
     if count < 1:
         raise InputError(f"count must be at least 1, got {count}")

@@ -5,8 +5,8 @@ nodules for augmentation; they are not lung segmentations.
 
 * CT: voxels below -400 HU, closed (vessels inside the lung count as lung), whose local mean lies in
   -960..-600 HU (aerated lung, not outside air), at least ``diameter / 2 + 1 mm`` from non-lung.
-* Radiograph: the darkest 35 % (in the attenuation sense) of the central region, the two largest connected
-  parts not touching the image border, eroded by the nodule's radius.
+* Radiograph: the dark (low-attenuation) parts below the 40th percentile of the central region, the two
+  largest connected parts not touching the image border, eroded by the nodule's radius.
 """
 
 from __future__ import annotations
@@ -62,27 +62,34 @@ def attenuation_image(array2d: np.ndarray, photometric: str) -> np.ndarray:
 
 
 def cxr_lung_mask(volume: Volume, photometric: str = "MONOCHROME2", spacing_mm: Optional[float] = None):
-    """(coarse lung-field mask, stride) of a radiograph."""
+    """(coarse lung-field mask, stride) of a radiograph.
+
+    Dark (low-attenuation) parts of the image below the 40th percentile of its central region, opened, split into
+    connected parts; parts touching the image border (air outside the body, letterbox padding) are dropped and
+    the two largest remaining parts kept.  Without such parts: the dark central region minus its darkest 5 %.
+    """
     ps = float(spacing_mm) if spacing_mm else float(volume.spacing[0])
     stride = max(1, int(round(2.5 / ps))) if spacing_mm else max(1, volume.array.shape[2] // 256)
     a = attenuation_image(volume.array[0, ::stride, ::stride], photometric)
     a = ndimage.gaussian_filter(a, 1.5)
     nj, ni = a.shape
     central = np.zeros_like(a, bool)
-    central[int(0.08 * nj) : int(0.85 * nj), int(0.08 * ni) : int(0.92 * ni)] = True
-    thr = np.percentile(a[central], 35)
-    lung = (a <= thr) & central
-    lung = ndimage.binary_opening(lung, iterations=2)
-    lab, n = ndimage.label(lung)
-    if n == 0:
-        return lung, stride
-    border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    sizes[border] = 0
-    keep = np.argsort(-sizes)[:2]
-    keep = keep[sizes[keep] > 0.01 * sizes.sum()]
-    return np.isin(lab, keep), stride
+    central[int(0.15 * nj) : int(0.85 * nj), int(0.1 * ni) : int(0.9 * ni)] = True
+    lo, thr = np.percentile(a[central], [5.0, 40.0])
+    dark = ndimage.binary_opening(a <= thr, iterations=2)
+    lab, n = ndimage.label(dark)
+    lung = np.zeros_like(dark)
+    if n:
+        border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        sizes = np.bincount(lab.ravel()).astype(float)
+        sizes[0] = 0
+        sizes[border] = 0
+        keep = np.argsort(-sizes)[:2]
+        keep = keep[sizes[keep] > 0.01 * a.size]
+        lung = np.isin(lab, keep)
+    if not lung.any():
+        lung = dark & central & (a > lo)
+    return lung & central, stride
 
 
 def cxr_candidates(volume: Volume, diameter_mm: float, pixel_spacing_mm: float, photometric: str = "MONOCHROME2",

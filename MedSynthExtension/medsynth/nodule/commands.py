@@ -15,7 +15,7 @@ def run_nodule(args) -> int:
 
     from ..errors import InputError
     from .images import read_host, write_mask, write_result
-    from .insert import insert_ct, insert_cxr, ijk_to_ras
+    from .insertion import insert_ct, insert_cxr, ijk_to_ras
     from .params import NoduleSpec
 
     spec = NoduleSpec.from_values({p.name: getattr(args, p.name) for p in NODULE_PARAMS})

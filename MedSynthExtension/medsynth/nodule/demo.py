@@ -42,7 +42,7 @@ def _ct_tile(volume, ras, fov: float = 60.0) -> np.ndarray:
     return to_uint8(plane(volume, "axial", center_ras=ras, fov_mm=fov, pixels=160), window=(-1200, 200))
 
 
-def _cxr_tile(host, array2d: np.ndarray, center_ji, spacing: float, fov: float = 70.0) -> np.ndarray:
+def _cxr_tile(host, array2d: np.ndarray, center_ji, spacing: float, fov: float = 70.0, window=None) -> np.ndarray:
     from scipy import ndimage
 
     from ..overview import to_uint8
@@ -53,7 +53,7 @@ def _cxr_tile(host, array2d: np.ndarray, center_ji, spacing: float, fov: float =
     crop = array2d[max(0, j - half) : j + half, max(0, i - half) : i + half]
     crop = display_monochrome2(host, crop).astype(np.float32)
     crop = ndimage.zoom(crop, 160.0 / max(crop.shape), order=1)
-    return to_uint8(crop)
+    return to_uint8(crop, window)
 
 
 def _montage(tiles: List[np.ndarray]) -> np.ndarray:
@@ -67,8 +67,8 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
     from ..overview import overview, write_png
     from .candidates import ct_candidates, cxr_candidates
     from .detect import LoGBlobDetector, mine_hard_examples
-    from .images import write_mask, write_result
-    from .insert import CXRContext, insert_ct, insert_cxr
+    from .images import display_monochrome2, write_mask, write_result
+    from .insertion import CXRContext, insert_ct, insert_cxr
     from .params import NoduleSpec
 
     out_dir = Path(out_dir)
@@ -76,7 +76,8 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
     ct, cxr = _hosts()
     reporter.step(0.05, f"nodule: CT host {Path(ct.source).name}")
     # ---- CT: one part-solid nodule, five sizes, three textures
-    ras = ct_candidates(ct.volume, 20.0, max_points=20, seed=1)[0]
+    pts = ct_candidates(ct.volume, 20.0, max_points=300, seed=1)
+    ras = pts[int(np.argmin(np.linalg.norm(pts - ct.volume.center_ras(), axis=1)))]  # a central lung point
     spec = NoduleSpec(diameter_mm=16.0, texture="part-solid", solid_fraction=0.4, seed=3, spiculation=1.0)
     new, mask, info = insert_ct(ct.volume, ras, spec)
     written.append(write_volume(new, out_dir / "ct_nodule.nrrd"))
@@ -94,21 +95,41 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
     tiles = [_ct_tile(insert_ct(ct.volume, ras, spec.with_(texture="solid", **{a: v}))[0], ras)
              for a in ("sphericity", "lobulation", "spiculation") for v in (-2.5, 2.5)]
     written.append(write_png(_montage(tiles), out_dir / "ct_sliders_minus_plus.png"))
+    # shape gallery at fine spacing: rows sphericity, lobulation, spiculation; columns -3 .. +3
+    from ..overview import to_uint8
+    from .insertion import make_nodule
+
+    rows = []
+    for a in ("sphericity", "lobulation", "spiculation"):
+        row = []
+        for v in (-3.0, -1.5, 0.0, 1.5, 3.0):
+            hu, m = make_nodule(NoduleSpec(diameter_mm=20.0, seed=3, **{a: v}), spacing=(0.4, 0.4, 0.4))
+            k = m.shape[0] // 2
+            row.append(np.pad(to_uint8(hu[k], window=(-900, 100)), 2))
+        rows.append(np.concatenate(row, axis=1))
+    written.append(write_png(np.concatenate(rows, axis=0), out_dir / "shape_sliders_gallery.png"))
     # ---- radiograph
     reporter.step(0.55, f"nodule: radiograph host {Path(cxr.source).name}")
     ctx = CXRContext(cxr.volume, cxr.photometric, cxr.pixel_spacing_mm)
     ps = ctx.spacing_ji[1]
-    pts = cxr_candidates(cxr.volume, 20.0, ps, cxr.photometric, max_points=20, seed=2)
-    cras = pts[0]
+    pts = cxr_candidates(cxr.volume, 20.0, ps, cxr.photometric, max_points=300, seed=2)
+    nj, ni = cxr.volume.array.shape[1:]
+    mid_right_lung = cxr.volume.ijk_to_ras_points([0.3 * ni, 0.45 * nj, 0])[0]
+    cras = pts[int(np.argmin(np.linalg.norm(pts - mid_right_lung, axis=1)))]
     cspec = NoduleSpec(diameter_mm=18.0, texture="solid", seed=5)
     cnew, cmask, cinfo = insert_cxr(cxr.volume, cras, cspec, cxr.photometric, cxr.pixel_spacing_mm)
     p, note = write_result(cxr, cnew, out_dir / "cxr_nodule.png")
     written.append(p)
     written.append(write_mask(cmask.with_array(cmask.array * 255), out_dir / "cxr_nodule_mask.png"))
     cij = (cinfo["ijk"][1], cinfo["ijk"][0])
+    half = int(round(35.0 / ps))
+    j0, i0 = int(round(cij[0])), int(round(cij[1]))
+    ref = display_monochrome2(cxr, cxr.volume.array[0, max(0, j0 - half) : j0 + half, max(0, i0 - half) : i0 + half])
+    window = tuple(np.percentile(ref.astype(np.float32), [1.0, 99.5]))  # one window for all tiles
     tiles = [_cxr_tile(cxr, insert_cxr(cxr.volume, cras, cspec.with_(diameter_mm=d), cxr.photometric,
-                                       cxr.pixel_spacing_mm)[0].array[0], cij, ps) for d in (5.0, 10.0, 15.0, 20.0, 25.0)]
-    tiles.insert(0, _cxr_tile(cxr, cxr.volume.array[0], cij, ps))
+                                       cxr.pixel_spacing_mm)[0].array[0], cij, ps, window=window)
+             for d in (5.0, 10.0, 15.0, 20.0, 25.0)]
+    tiles.insert(0, _cxr_tile(cxr, cxr.volume.array[0], cij, ps, window=window))
     written.append(write_png(_montage(tiles), out_dir / "cxr_none_and_five_sizes.png"))
     facts["cxr"] = {"host": cxr.source, "info": cinfo, "note": note}
     # ---- hard-example mining on the radiograph with the classical detector

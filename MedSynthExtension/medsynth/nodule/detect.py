@@ -90,12 +90,14 @@ class LoGBlobDetector:
         small = ndimage.zoom(img, zoom, order=1) if np.any(zoom < 1.0) else img
         ws = spacing / zoom  # working pixel size per axis (mm)
         nd = small.ndim
+        # robust image scale: the spread of fine detail (noise + texture), so scores are comparable across images
+        detail = small - ndimage.uniform_filter(small, 3)
+        unit = 1.4826 * float(np.median(np.abs(detail - np.median(detail)))) + 1e-6
         responses = []
         for r in self.radii_mm:
             sig = (r / np.sqrt(nd)) / ws
-            resp = -float(np.mean(sig) ** 2) * ndimage.gaussian_laplace(small, sig)
-            mad = 1.4826 * np.median(np.abs(resp - np.median(resp))) + 1e-6
-            responses.append((resp - np.median(resp)) / mad)
+            # scale-normalised LoG (sigma^2 * Laplacian): a blob's peak response does not depend on its size
+            responses.append(-float(np.mean(sig) ** 2) * ndimage.gaussian_laplace(small, sig) / unit)
         stack = np.stack(responses)
         peaks = (stack == ndimage.maximum_filter(stack, size=3, mode="nearest")) & (stack > self.threshold)
         found = np.argwhere(peaks)
@@ -199,7 +201,7 @@ def mine_hard_examples(
     ``points``: candidate RAS points (default: lung points of the image, see :mod:`.candidates`).
     ``cxr_options``: photometric, pixel_spacing_mm, log_gain for radiographs.
     """
-    from .insert import CTContext, CXRContext, _model, is_radiograph, insert_ct_region, insert_cxr_region
+    from .insertion import CTContext, CXRContext, _model, is_radiograph, insert_ct_region, insert_cxr_region
 
     space = space or SearchSpace()
     rep = Reporter(progress, cancel)

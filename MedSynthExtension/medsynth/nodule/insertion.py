@@ -167,6 +167,12 @@ class CTContext:
         return hit
 
 
+def _noise_seed(center_voxel) -> int:
+    """Noise pattern per place (not per shape seed): moving a shape slider or the seed never regenerates noise."""
+    k, j, i = (int(v) for v in center_voxel)
+    return (k * 73856093 ^ j * 19349663 ^ i * 83492791) & 0xFFFFFFFF
+
+
 def _ct_region(ctx: CTContext, center_kji: np.ndarray, spec: NoduleSpec, model, host: np.ndarray,
                bank: NoiseBank, check: bool) -> RegionResult:
     fld = _field(model, spec)
@@ -176,7 +182,7 @@ def _ct_region(ctx: CTContext, center_kji: np.ndarray, spec: NoduleSpec, model, 
     host_roi = host[r.roi]
     c_round = np.round(center_kji).astype(int)
     start_rel = [sl.start - c for sl, c in zip(r.roi, c_round)]
-    noise = bank.region(spec.seed, ctx.spacing_kji, start_rel, r.frac.shape)
+    noise = bank.region(_noise_seed(c_round), ctx.spacing_kji, start_rel, r.frac.shape)
     lung_hu = st["lung_hu"] if ctx.looks_like_hu else LUNG_HU_DEFAULT
     vals, alpha = composite_ct(host_roi, r.frac, r.core, spec.solid_hu, spec.ggo_hu, lung_hu, st["noise_hp_mad"], noise)
     new = np.where(alpha > 0, to_dtype(vals, host.dtype), host_roi)
