@@ -37,11 +37,14 @@ NODULE_COLOURS = ((0.95, 0.3, 0.25), (0.25, 0.6, 0.95), (0.3, 0.85, 0.4), (0.95,
 
 
 def photometric_of(node: Any) -> str:
-    """MONOCHROME1 when the node says so (DICOM attribute), else MONOCHROME2."""
+    """The photometric interpretation of the node's voxel array: the file's (DICOM attribute) as ITK's reader
+    leaves it (ITK turns MONOCHROME1 pixel data into MONOCHROME2 when it reads), else MONOCHROME2."""
+    from medsynth.nodule.images import array_photometric
+
     for key in ("DICOM.PhotometricInterpretation", "MedSynth.PhotometricInterpretation"):
         value = node.GetAttribute(key)
         if value:
-            return str(value).strip().upper()
+            return array_photometric(str(value))
     return "MONOCHROME2"
 
 
