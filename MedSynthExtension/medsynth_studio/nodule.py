@@ -200,7 +200,7 @@ class NoduleSynthPanel(StudioPanel):
 
     def on_suggest(self, values: Dict[str, Any]) -> None:
         from medsynth.nodule.candidates import ct_candidates, cxr_candidates
-        from medsynth.nodule.insert import is_radiograph
+        from medsynth.nodule.insertion import is_radiograph
         from medsynth_mrml import volume_from_node
 
         from NoduleSynthLib.logic import photometric_of  # the logic's own reading of the DICOM attribute
