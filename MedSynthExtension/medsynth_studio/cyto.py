@@ -16,7 +16,7 @@ as its Slicer panel:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Sequence
 
 from medsynth.errors import InputError
 from medsynth.params import Param
@@ -24,13 +24,13 @@ from medsynth.params import Param
 from .controls import build_control
 from .modules import import_lib
 from .panel import Action, NodeInput, StudioPanel
+from .points import PointPlacement
 
 _lib = import_lib("CytoSynth")  # ImportError when the module has not landed: the panel is skipped
 CytoSynthLogic = _lib.CytoSynthLogic
 CYTO_PARAMS = tuple(_lib.PARAMS)
 
 RGB_CLASS = "vtkMRMLVectorVolumeNode"
-POINT_NAME = "CytoSynth point"
 SMEAR_PX = 160
 
 POINT_PARAMS = (
@@ -47,11 +47,13 @@ POINT_ACTIONS = (
 )
 
 
-class CytoSynthPanel(StudioPanel):
+class CytoSynthPanel(PointPlacement, StudioPanel):
     """Cell gallery (long action) and insertion of one cell at a point into an RGB cytology image."""
 
     id = "cyto"
     title = "Cell synthesis"
+    POINT_NAME = "CytoSynth point"
+    PLACE_STATUS = "Click in a slice view to place the cell."
     icon = "mdi-microscope"
     params = CYTO_PARAMS + POINT_PARAMS
     inputs = (NodeInput("image", "RGB cytology image (Insert at point)", node_class=RGB_CLASS,
@@ -196,56 +198,9 @@ class CytoSynthPanel(StudioPanel):
             raise InputError("no RGB image: load one or press Smear image first")
         self.set_point(self.image_centre(host))
 
-    # ------------------------------------------------------------------ click to place (Slicer's markups placement)
-    def on_place(self, values: Dict[str, Any]) -> None:
-        markups = getattr(self.studio.slicer_app, "markups_logic", None)
-        if markups is None:
-            raise InputError("placing points needs Slicer's markups logic (not in this app)")
-        point_list = self._point_list()
-        point_list.RemoveAllControlPoints()
-        markups.place_node(point_list, False)
-        self._set(status="Click in a slice view to place the cell.")
-
-    def _point_list(self):
-        scene = self.studio.scene
-        if self.point_node is None or scene.GetNodeByID(self.point_node.GetID()) is None:
-            import slicer
-
-            node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", POINT_NAME)
-            node.SetMaximumNumberOfControlPoints(1)
-            node.SetSaveWithScene(False)
-            if node.GetDisplayNode() is None:
-                node.CreateDefaultDisplayNodes()
-            for event in (slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
-                          slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent):
-                node.AddObserver(event, self._on_point_event)
-            self.point_node = node
-        return self.point_node
-
-    def _on_point_event(self, caller, _event) -> None:
-        import slicer
-
-        if self._quiet or caller.GetNumberOfControlPoints() == 0:
-            return
-        if caller.GetNthControlPointPositionStatus(0) != slicer.vtkMRMLMarkupsNode.PositionDefined:
-            return
-        ras = [0.0, 0.0, 0.0]
-        caller.GetNthControlPointPositionWorld(0, ras)
+    # ------------------------------------------------------------------ click to place (PointPlacement)
+    def point_placed(self, ras) -> None:
         self.set_point(ras)
-
-    def _move_point(self, ras) -> None:
-        node = self.point_node
-        if node is None or self.studio.scene.GetNodeByID(node.GetID()) is None or node.GetNumberOfControlPoints() == 0:
-            return
-        now = [0.0, 0.0, 0.0]
-        node.GetNthControlPointPositionWorld(0, now)
-        if all(abs(a - float(b)) < 1e-3 for a, b in zip(now, ras)):
-            return
-        self._quiet = True
-        try:
-            node.SetNthControlPointPositionWorld(0, *[float(x) for x in ras])
-        finally:
-            self._quiet = False
 
     # ------------------------------------------------------------------ UI
     def build_params(self, busy: str) -> None:

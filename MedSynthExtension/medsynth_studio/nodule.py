@@ -26,12 +26,12 @@ from medsynth.params import Param
 from .controls import build_control
 from .modules import import_lib, model_available
 from .panel import Action, NodeInput, StudioPanel
+from .points import PointPlacement
 
 _lib = import_lib("NoduleSynth")  # ImportError when the module has not landed: the panel is skipped
 NoduleSynthLogic = _lib.NoduleSynthLogic
 
 SHAPE_MODEL = "nodule-shape-vae"
-POINT_NAME = "Nodule centre"
 #: Lung window for the chest phantom (Slicer's CT-lung preset).
 LUNG_WINDOW_LEVEL = (1400.0, -500.0)
 
@@ -49,11 +49,14 @@ CENTRE_ACTIONS = (
 )
 
 
-class NoduleSynthPanel(StudioPanel):
+class NoduleSynthPanel(PointPlacement, StudioPanel):
     """Nodule insertion with live sliders, add and undo."""
 
     id = "nodule"
     title = "Nodule synthesis"
+    POINT_NAME = "Nodule centre"
+    PLACE_STATUS = "Click in a slice view to place the nodule centre."
+    POINT_EVENTS = ("PointPositionDefinedEvent", "PointModifiedEvent", "PointEndInteractionEvent")
     icon = "mdi-circle-opacity"
     params = NODULE_PARAMS + CENTRE_PARAMS
     inputs = (NodeInput("volume", "Input volume (chest CT or radiograph)", help="never modified: nodules go into a copy"),)
@@ -68,7 +71,6 @@ class NoduleSynthPanel(StudioPanel):
     def __init__(self, studio) -> None:
         super().__init__(studio)
         self.point_node = None
-        self._point_tags: list = []
         self._quiet = False
         self._last_update = None
         self._suggestions = 0
@@ -220,44 +222,8 @@ class NoduleSynthPanel(StudioPanel):
                              "enter the centre, use Centre of view or Place")
         self.set_centre(points[0], jump=True)
 
-    # ------------------------------------------------------------------ click to place (Slicer's markups placement)
-    def on_place(self, values: Dict[str, Any]) -> None:
-        markups = getattr(self.studio.slicer_app, "markups_logic", None)
-        if markups is None:
-            raise InputError("placing points needs Slicer's markups logic (not in this app)")
-        point_list = self._point_list()
-        point_list.RemoveAllControlPoints()
-        markups.place_node(point_list, False)
-        self._set(status="Click in a slice view to place the nodule centre.")
-
-    def _point_list(self):
-        scene = self.studio.scene
-        if self.point_node is None or scene.GetNodeByID(self.point_node.GetID()) is None:
-            import slicer
-
-            node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", POINT_NAME)
-            node.SetMaximumNumberOfControlPoints(1)
-            node.SetSaveWithScene(False)
-            if node.GetDisplayNode() is None:
-                node.CreateDefaultDisplayNodes()
-            self._point_tags = [
-                node.AddObserver(event, self._on_point_event)
-                for event in (slicer.vtkMRMLMarkupsNode.PointPositionDefinedEvent,
-                              slicer.vtkMRMLMarkupsNode.PointModifiedEvent,
-                              slicer.vtkMRMLMarkupsNode.PointEndInteractionEvent)
-            ]
-            self.point_node = node
-        return self.point_node
-
-    def _on_point_event(self, caller, _event) -> None:
-        import slicer
-
-        if self._quiet or caller.GetNumberOfControlPoints() == 0:
-            return
-        if caller.GetNthControlPointPositionStatus(0) != slicer.vtkMRMLMarkupsNode.PositionDefined:
-            return  # still following the mouse while placing
-        ras = [0.0, 0.0, 0.0]
-        caller.GetNthControlPointPositionWorld(0, ras)
+    # ------------------------------------------------------------------ click to place (PointPlacement)
+    def point_placed(self, ras) -> None:
         if all(abs(a - b) < 1e-3 for a, b in zip(ras, self._field_centre())):
             return
         self.set_centre(ras, jump=False)
@@ -267,21 +233,6 @@ class NoduleSynthPanel(StudioPanel):
             return [float(self.state[self.key(n)]) for n in ("r", "a", "s")]
         except (TypeError, ValueError):
             return [float("nan")] * 3
-
-    def _move_point(self, ras) -> None:
-        """Keep the placed point on the centre typed in the fields."""
-        node = self.point_node
-        if node is None or self.studio.scene.GetNodeByID(node.GetID()) is None or node.GetNumberOfControlPoints() == 0:
-            return
-        now = [0.0, 0.0, 0.0]
-        node.GetNthControlPointPositionWorld(0, now)
-        if all(abs(a - float(b)) < 1e-3 for a, b in zip(now, ras)):
-            return
-        self._quiet = True
-        try:
-            node.SetNthControlPointPositionWorld(0, *[float(x) for x in ras])
-        finally:
-            self._quiet = False
 
     # ------------------------------------------------------------------ UI
     def build_params(self, busy: str) -> None:
