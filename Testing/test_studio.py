@@ -720,9 +720,12 @@ def test_superres_apply_can_be_cancelled(context):
     assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
 
 
-def test_superres_without_the_sainr_model_shows_why(context):
-    if _model_available("sainr"):
-        pytest.skip("the SA-INR model is installed here: nothing is missing")
+def test_superres_without_the_sainr_model_shows_why(context, monkeypatch):
+    from medsynth import runtime
+
+    shipped = runtime.list_models
+    monkeypatch.setattr(runtime, "list_models", lambda: {k: v for k, v in shipped().items() if not k.startswith("sainr")})
+    runtime.clear_cache()
     _volumes, superres, _nodule = module_studio(context)
     assert context.state["superres_method"] == "bspline" and "SA-INR model not installed" in context.state[
         "superres_model_note"]
