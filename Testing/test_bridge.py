@@ -10,19 +10,9 @@ slicer = pytest.importorskip("slicer", reason="the MRML bridge needs Slicer or t
 import medsynth_mrml as bridge  # noqa: E402
 from medsynth import InputError, Volume, make_ijk_to_ras  # noqa: E402
 from medsynth.io import read_volume, write_volume  # noqa: E402
+from conftest import rotation  # noqa: E402
 
 MATRIX_TOL = 1e-12
-
-
-def rotation(axis: str, degrees: float) -> np.ndarray:
-    """A 3x3 rotation about x, y or z."""
-    a = np.deg2rad(degrees)
-    c, s = np.cos(a), np.sin(a)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
 
 
 def oblique_left_handed_anisotropic() -> np.ndarray:
