@@ -114,7 +114,7 @@ class PDMetabolismTest(ScriptedLoadableModuleTest):
         rng = subject_rng(11, 0 if group == "NC" else 1)
         p = draw_params(rng, group, f"sub-{group}")
         if group == "PD":
-            p.stage = 0.9
+            p.stage, p.fdg_pdrp = 0.9, 1.5  # advanced: late stage, strong PD-pattern expression
         sub = simulate_subject(p, rng, load_atlas())
         return node_from_volume(slicer.mrmlScene, sub.fdg, name=f"FDG_{group}")
 

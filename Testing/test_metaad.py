@@ -32,8 +32,8 @@ def subjects():
     for i, group in enumerate(("NC", "PD")):
         rng = subject_rng(11, i)
         p = draw_params(rng, group, f"sub-{group}")
-        if group == "PD":
-            p.stage = 0.9
+        if group == "PD":  # advanced: late stage, strong PD-pattern expression (the cohort's PD range is 0.4-1.6)
+            p.stage, p.fdg_pdrp = 0.9, 1.5
         fdg = simulate_subject(p, rng, atlas).fdg
         out[group] = {"fdg": fdg, "res": detect(fdg) if "metaad-cycle" in list_models() else None}
     return out
@@ -77,8 +77,10 @@ def test_regional_table(subjects):
 def test_baselines(subjects):
     b = {g: subjects[g]["res"].baselines for g in ("NC", "PD")}
     for g in b:
-        assert set(b[g]) == {"voxel_z_mean_abs", "ssm_pca_pdrp"} and all(np.isfinite(v) for v in b[g].values())
+        assert set(b[g]) == {"voxel_z_mean_abs", "ssm_pca_pdrp", "fdg_region_z_rms"}
+        assert all(np.isfinite(v) for v in b[g].values())
     assert b["PD"]["ssm_pca_pdrp"] > b["NC"]["ssm_pca_pdrp"]
+    assert b["PD"]["fdg_region_z_rms"] > b["NC"]["fdg_region_z_rms"]
     assert b["PD"]["voxel_z_mean_abs"] > b["NC"]["voxel_z_mean_abs"]
 
 
@@ -139,7 +141,7 @@ def test_cli_evaluate_metaad(tmp_path, capsys):
     rep = tmp_path / "eval.json"
     assert main(["evaluate", "metaad", "--cohort", str(folder), "--report", str(rep)]) == 0
     s = json.loads(rep.read_text())["summary"]
-    for m in ("metaad", "ssm_pca", "voxel_z"):
+    for m in ("metaad", "ssm_pca", "voxel_z", "region_z"):
         assert 0.0 <= s[f"auc_{m}"] <= 1.0 and len(s[f"auc_{m}_ci95"]) == 2
     assert s["n_nc"] == 2 and s["n_pd"] == 2
 

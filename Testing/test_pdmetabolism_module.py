@@ -34,7 +34,7 @@ def fdg_volumes():
         rng = subject_rng(11, i)
         p = draw_params(rng, group, f"sub-{group}")
         if group == "PD":
-            p.stage = 0.9
+            p.stage, p.fdg_pdrp = 0.9, 1.5  # advanced: late stage, strong PD-pattern expression
         out[group] = simulate_subject(p, rng, atlas).fdg
     return out
 

@@ -12,7 +12,8 @@ brings native inputs there and the maps back.
   over the brain mask), ``cycle_l1`` (mean |FDG - reconstruction| unsmoothed) and ``region_z_rms`` (root mean square
   of the regional z-scores against the normal controls; the mean of z^2 over the atlas regions' masks).
 * Regional table: mean signed residual per atlas region, z-scored against the normal-control calibration subjects.
-* Baselines: voxel z-score (smoothed FDG against the NC mean/SD per voxel; score = mean |z| in the brain) and the
+* Baselines: regional z-score of the FDG itself (no network; RMS over the atlas regions), voxel z-score
+  (smoothed FDG against the NC mean/SD per voxel; score = mean |z| in the brain) and the
   SSM-PCA PD-related pattern (log regional FDG over the 21 atlas regions; subject residual profile = log minus
   subject mean minus group mean profile; the pattern is the least-squares combination of the first 4 principal
   components that separates PD from NC on the training subjects, NC and PD).
@@ -161,6 +162,14 @@ def ssm_score(x: np.ndarray, stats: Dict[str, Any]) -> float:
     return float((log_profile(x) - stats["ssm_gmp"]) @ stats["ssm_pattern"])
 
 
+def fdg_region_z_rms(x: np.ndarray, stats: Dict[str, Any]) -> float:
+    """Third baseline, no network: root mean square over the atlas regions of the z-scores of the subject's log
+    regional FDG profile (:func:`log_profile`) against the NC training subjects. It asks the same question as
+    MetaAD's ``region_z_rms`` without the healthy reconstruction, so it shows what the cycle adds."""
+    z = (log_profile(x) - stats["fdg_region_mean"]) / np.maximum(stats["fdg_region_sd"], 1e-6)
+    return float(np.sqrt(np.mean(z ** 2)))
+
+
 # --------------------------------------------------------------------------- one subject
 def analyse_crop(x: np.ndarray, model: Any, stats: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Everything for one normalised FDG crop: maps, candidate scores, regional residuals, baselines."""
@@ -176,6 +185,8 @@ def analyse_crop(x: np.ndarray, model: Any, stats: Optional[Dict[str, Any]] = No
         res["voxel_z"] = vz
         res["baselines"] = {"voxel_z_mean_abs": float(np.abs(vz[crop_layout()["brain"]]).mean()),
                             "ssm_pca_pdrp": ssm_score(x, stats)}
+        if "fdg_region_mean" in stats:
+            res["baselines"]["fdg_region_z_rms"] = fdg_region_z_rms(x, stats)
     return res
 
 

@@ -1,5 +1,6 @@
-"""``medsynth evaluate metaad --cohort DIR``: AUC (bootstrap 95 % CI) of MetaAD, SSM-PCA and voxel z-score for PD vs
-NC on held-out simulated subjects, and AUC against the simulated effect size (FDG PD-pattern expression)."""
+"""``medsynth evaluate metaad --cohort DIR``: AUC (bootstrap 95 % CI) of MetaAD, SSM-PCA, voxel z-score and the
+regional z-score of the FDG for PD vs NC on held-out simulated subjects, and AUC against the simulated effect size
+(FDG PD-pattern expression)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import numpy as np
 from ..progress import Reporter
 from .calibrate import auc
 
-METHODS = {"metaad": "MetaAD subject score", "ssm_pca": "SSM-PCA PDRP score", "voxel_z": "voxel z-score mean |z|"}
+METHODS = {"metaad": "MetaAD subject score", "ssm_pca": "SSM-PCA PDRP score", "voxel_z": "voxel z-score mean |z|",
+           "region_z": "regional z-score of the FDG (no network), RMS"}
 
 
 def bootstrap_ci(neg: Sequence[float], pos: Sequence[float], n: int = 2000, seed: int = 0) -> List[float]:
@@ -57,6 +59,7 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
         subjects.append({"subject": r["subject"], "group": r["group"], "fdg_pdrp": float(r["fdg_pdrp"]),
                          "stage": float(r["stage"]), "metaad": res["scores"][stats["score"]],
                          "ssm_pca": res["baselines"]["ssm_pca_pdrp"], "voxel_z": res["baselines"]["voxel_z_mean_abs"],
+                         "region_z": res["baselines"].get("fdg_region_z_rms", float("nan")),
                          "all_scores": res["scores"], "seconds": round(time.perf_counter() - t1, 2)})
     nc = [s for s in subjects if s["group"] == "NC"]
     pd = [s for s in subjects if s["group"] == "PD"]
@@ -92,7 +95,7 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
             "skipped_training_subjects": skipped, "seconds": round(secs, 1), "device": device,
             "mean_inference_seconds_mni": round(float(np.mean([s["seconds"] for s in subjects])), 2) if subjects else None,
             "note": "simulated subjects (medsynth pet-simulate), not real PET; SSM-PCA pattern fitted on training "
-                    "subjects (NC and PD); voxel z-score against NC training subjects"}
+                    "subjects (NC and PD); voxel and regional z-scores against NC training subjects"}
 
 
 def run(args) -> int:

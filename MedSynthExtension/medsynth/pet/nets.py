@@ -18,11 +18,13 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import nn
 
-#: network sizes; "base" is the GPU model, "small" the CPU fallback, "tiny" for tests
+#: network sizes; "base" is the GPU model, "small" the CPU fallback, "metaad" MetaAD's 4 mm cycle, "tiny" for tests
 SIZES: Dict[str, Dict[str, object]] = {
     "tiny": {"channels": (4, 8, 16), "strides": (2, 2), "res_units": 1, "disc_channels": 4},
     "small": {"channels": (8, 16, 32, 64), "strides": (2, 2, 2), "res_units": 1, "disc_channels": 8},
     "base": {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "res_units": 2, "disc_channels": 16},
+    # MetaAD's healthy cycle, on the 4 mm crop (40 x 48 x 40): trained from scratch on CPU
+    "metaad": {"channels": (16, 32, 64), "strides": (2, 2), "res_units": 1, "disc_channels": 8},
 }
 
 
