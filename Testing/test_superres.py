@@ -387,3 +387,86 @@ def test_training_smoke_tiny(tmp_path):
     assert entry["id"] == "sainr-tiny" and entry["metrics"]["rows"]
     assert (tmp_path / "sainr-tiny.onnx").is_file() and (tmp_path / "sainr-tiny.md").is_file()
     assert "--tiny" in entry["training_command"]
+
+
+# ----------------------------------------------------------------------------- adapt to this volume (torch)
+def _adapt_phantom() -> Volume:
+    return _phantom(shape_kji=(10, 44, 40), spacing=(1.0, 1.0, 4.0))
+
+
+@pytest.mark.heavy
+def test_adapt_fine_tunes_a_copy_and_leaves_input_and_shipped_model(sainr_model):
+    pytest.importorskip("torch", reason="adapting needs torch")
+    pytest.importorskip("monai", reason="adapting needs MONAI")
+    from medsynth.runtime import sha256_of
+    from medsynth.superres.adapt import adapt_model
+
+    vol = _adapt_phantom()
+    before = vol.array.copy()
+    shipped = sha256_of(sainr_model.entry.path)
+    seen = []
+    adapted = adapt_model(vol, "k", sainr_model, steps=3, progress=lambda f, m: seen.append(f))
+    np.testing.assert_array_equal(vol.array, before)
+    assert sha256_of(sainr_model.entry.path) == shipped and adapted.entry.id == "sainr-adapted"
+    assert adapted.entry.extra["adapted_from"]["sha256"] == sainr_model.entry.sha256
+    base = superres(vol, 1.0, "k", "sainr", model=sainr_model).volume.array
+    out = superres(vol, 1.0, "k", "sainr", model=adapted).volume.array
+    assert out.shape == base.shape and np.all(np.isfinite(out))
+    assert 0 < np.abs(out - base).max() < 0.5 * float(np.ptp(base))  # changed, but still a reconstruction
+    assert seen and seen[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.heavy
+def test_cli_adapt_and_its_errors(tmp_path, capsys):
+    pytest.importorskip("torch", reason="adapting needs torch")
+    pytest.importorskip("monai", reason="adapting needs MONAI")
+    from medsynth.cli import main
+
+    src = write_volume(_adapt_phantom(), tmp_path / "thick.nii.gz")
+    out = tmp_path / "fine.nii.gz"
+    assert main(["superres", str(src), str(out), "--spacing", "1", "--adapt", "2"]) == 0
+    assert read_volume(out).shape_ijk[2] == 37
+    for args, words in (
+        (["--spacing", "1", "--adapt", "2", "--method", "bspline"], "does not apply"),
+        (["--spacing", "9", "--adapt", "2"], "not smaller"),
+    ):
+        assert main(["superres", str(src), str(tmp_path / "bad.nii.gz"), *args]) == 2
+        assert words in capsys.readouterr().err
+    assert main(["superres", str(src), str(tmp_path / "bad.txt"), "--spacing", "1", "--adapt", "2"]) == 2
+    assert "cannot write" in capsys.readouterr().err
+    assert not any(p.name.startswith("bad") for p in tmp_path.iterdir())
+
+
+def test_adapt_without_torch_says_so(monkeypatch):
+    from medsynth.superres.adapt import adapt_model
+
+    monkeypatch.setitem(sys.modules, "monai", None)  # import monai now raises ImportError
+    with pytest.raises(InputError, match="needs torch and MONAI"):
+        adapt_model(_adapt_phantom(), "k", steps=2)
+
+
+@pytest.mark.heavy
+def test_training_can_continue_from_the_shipped_onnx(tmp_path):
+    torch = pytest.importorskip("torch", reason="training needs torch")
+    pytest.importorskip("monai", reason="training needs MONAI")
+    from medsynth.superres.model import SAINR
+    from medsynth.superres.train import load_weights
+
+    import json
+
+    arch = json.loads((MODELS / "manifest.json").read_text())
+    entry = [m for m in arch["models"] if m["id"] == "sainr"][0]
+    net = SAINR(**entry["architecture"])
+    load_weights(net, MODELS / "sainr.onnx")
+    lr = torch.rand(1, 1, 6, 20, 18)
+    got = net(lr, torch.linspace(0, 5, 11), torch.tensor([4.0])).detach().numpy()
+    from medsynth.runtime import get_entry, load_entry
+    from medsynth.superres.sainr import SAINRModel
+
+    model = SAINRModel(load_entry(get_entry("sainr")), load_entry(get_entry("sainr-decoder")))
+    feats = model.encoder.run({"lr": lr.numpy(), "scale": np.array([4.0], np.float32)})[0]
+    ref = model.decoder.run({"features": feats, "lr": lr.numpy(), "pos": np.linspace(0, 5, 11).astype(np.float32),
+                             "scale": np.array([4.0], np.float32)})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    with pytest.raises(ValueError, match="does not match"):
+        load_weights(SAINR(channels=8, blocks=1), MODELS / "sainr.onnx")

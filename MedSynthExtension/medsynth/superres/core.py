@@ -199,12 +199,26 @@ def superres_file(
     method: str = "sainr",
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
+    adapt_steps: int = 0,
 ) -> SuperResResult:
-    """Read, reconstruct, write (atomically): a failure or a cancel leaves no output file."""
-    from ..io import read_volume, write_volume
+    """Read, reconstruct, write (atomically): a failure or a cancel leaves no output file. ``adapt_steps`` > 0 first
+    adapts SA-INR to the input (:func:`medsynth.superres.adapt.adapt_model`; needs torch and MONAI)."""
+    from ..io import WRITE_SUFFIXES, read_volume, suffix_of, write_volume
 
+    method = _check_method(method)
+    if suffix_of(output_path) not in WRITE_SUFFIXES:
+        raise InputError(f"cannot write format '{suffix_of(output_path) or output_path}'; supported: "
+                         f"{', '.join(WRITE_SUFFIXES)}")
+    if adapt_steps and method != "sainr":
+        raise InputError(f"adapting fine-tunes SA-INR; it does not apply to method {method!r}")
     volume = read_volume(input_path)
-    result = superres(volume, spacing, axis, method, progress, cancel)
+    model = None
+    if adapt_steps:
+        from .adapt import adapt_model
+
+        output_grid(volume, spacing, axis)  # refuse a bad spacing/axis before minutes of fine-tuning
+        model = adapt_model(volume, axis, steps=adapt_steps, progress=progress, cancel=cancel)
+    result = superres(volume, spacing, axis, method, progress, cancel, model=model)
     if cancel is not None:
         cancel.raise_if_cancelled()
     write_volume(result.volume, output_path)

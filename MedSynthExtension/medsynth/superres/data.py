@@ -104,8 +104,13 @@ class PairSampler:
         patch: int = 40,
         slices: int = 8,
         synthetic_fraction: float = 0.25,
+        axes: Tuple[int, ...] = (0, 1, 2),
+        factors: Tuple[float, float] = FACTOR_RANGE,
     ) -> None:
+        """``axes``: array axes along which thick slices are made; ``factors``: the (low, high) factor range."""
         self.rng = rng
+        self.axes = tuple(int(a) for a in axes)
+        self.factors = (float(factors[0]), float(factors[1]))
         self.patch = patch
         self.slices = slices
         self.synthetic_fraction = synthetic_fraction if GM in volumes and WM in volumes else 0.0
@@ -128,8 +133,8 @@ class PairSampler:
 
     def sample(self) -> Sample:
         rng = self.rng
-        f = float(rng.uniform(*FACTOR_RANGE))
-        axis = int(rng.integers(3))
+        f = float(rng.uniform(*self.factors))
+        axis = self.axes[int(rng.integers(len(self.axes)))]
         profile = PROFILES[int(rng.integers(len(PROFILES)))]
         margin = int(math.ceil(f)) + 1
         ext = int(math.ceil((self.slices - 1) * f)) + 2 * margin + 1

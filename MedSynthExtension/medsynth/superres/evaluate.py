@@ -25,8 +25,11 @@ def evaluate_reference(
     methods: Sequence[str] = METHODS,
     model=None,
     log=None,
+    adapt_steps: int = 0,
 ) -> List[Dict[str, object]]:
-    """One row per (factor, method): psnr_db, ssim, seconds, plus the sizes involved."""
+    """One row per (factor, method): psnr_db, ssim, seconds, plus the sizes involved. ``adapt_steps`` > 0 adds a
+    row ``sainr+adapt`` per factor: SA-INR adapted to the thick input itself (:mod:`.adapt`; needs torch), its
+    time including the adaptation."""
     from .core import superres
 
     if axis not in AXIS_NAMES:
@@ -46,13 +49,19 @@ def evaluate_reference(
         mask = foreground_mask(truth)
         drange = data_range(truth)
         spacing = float(reference.spacing[a])
-        for method in methods:
-            if method == "sainr" and model is None:
+        for method in list(methods) + (["sainr+adapt"] if adapt_steps else []):
+            if method.startswith("sainr") and model is None:
                 from .sainr import load_sainr
 
                 model = load_sainr()
             t0 = time.perf_counter()
-            res = superres(thick, spacing, axis, method, model=model if method == "sainr" else None)
+            if method == "sainr+adapt":
+                from .adapt import adapt_model
+
+                adapted = adapt_model(thick, axis, model, steps=adapt_steps)
+                res = superres(thick, spacing, axis, "sainr", model=adapted)
+            else:
+                res = superres(thick, spacing, axis, method, model=model if method == "sainr" else None)
             seconds = time.perf_counter() - t0
             out = res.volume.array
             if out.shape != truth.shape:
@@ -110,10 +119,13 @@ def run(args) -> int:
         f"{' x '.join(f'{s:.3g}' for s in reference.spacing)} mm; axis {args.axis}, {args.profile} slice profile "
         f"(thickness = spacing); device CPU x{os.cpu_count()} ({platform.processor() or platform.machine()})"
     )
-    rows = evaluate_reference(reference, args.factors, args.axis, args.profile, methods)
+    rows = evaluate_reference(reference, args.factors, args.axis, args.profile, methods, adapt_steps=args.adapt)
     print(format_table(rows))
     if "sainr" in methods and "bspline" in methods:
         print("SA-INR minus B-spline PSNR (dB): " + ", ".join(f"{k} {v:+.2f}" for k, v in gains(rows).items()))
+    if args.adapt and "bspline" in methods:
+        print("SA-INR adapted to the input minus B-spline PSNR (dB): "
+              + ", ".join(f"{k} {v:+.2f}" for k, v in gains(rows, "sainr+adapt").items()))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"reference": str(args.reference), "axis": args.axis, "profile": args.profile, "rows": rows}, f, indent=2)
@@ -130,6 +142,9 @@ def register(sub) -> None:
     p.add_argument("--axis", choices=AXIS_NAMES, default="k", help="axis made thick (default k)")
     p.add_argument("--profile", choices=PROFILES, default="box", help="slice profile (default box)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=None, help="methods (default all)")
+    p.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+                   help="also SA-INR adapted to each thick input with STEPS fine-tuning steps (needs torch; "
+                   "medsynth.superres.adapt)")
     p.add_argument("--json", default=None, help="also write the rows as JSON here")
     p.set_defaults(func=run)
 

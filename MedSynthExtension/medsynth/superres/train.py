@@ -51,6 +51,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (export runs on CPU)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this long (the schedule "
                    "is set for --steps; a stop ends it early)")
+    p.add_argument("--init", default=None, metavar="FILE",
+                   help="start from these weights: a torch checkpoint (--checkpoint) or a shipped encoder ONNX "
+                   "(its decoder <id>-decoder.onnx beside it); the learning rate then decays from --lr to 0 "
+                   "(cosine, no warm-up)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3; with --init 5e-4)")
     p.add_argument("--prepare", default=None, metavar="DIR",
                    help="only write the normalised training volumes to DIR/superres_volumes.npz (for a machine "
                    "without SimpleITK: pass --data DIR there) and stop")
@@ -89,12 +94,19 @@ def train(args: argparse.Namespace, log=print):
         int(cfg["channels"]), int(cfg["blocks"]), int(cfg["att_dim"]), int(cfg["heads"]), int(cfg["hidden"]),
         int(cfg["window"]),
     )
+    if args.init:
+        load_weights(model, Path(args.init))
+        log(f"initialised from {args.init}")
     model.to(device)
     log(f"SA-INR: {count_parameters(model)} parameters, {steps} steps x {cfg['batch']} patches, seed {args.seed}, "
         f"{device}")
     deadline = time.perf_counter() + 60.0 * args.max_minutes if args.max_minutes else None
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=max(steps, 2), pct_start=0.08)
+    lr = float(args.lr if args.lr is not None else (5e-4 if args.init else cfg["lr"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    if args.init:  # already trained: decay only
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 2), eta_min=lr * 0.01)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.08)
     t0 = time.perf_counter()
     running = 0.0
     every = max(1, min(100, steps // 5))
@@ -128,6 +140,44 @@ def train(args: argparse.Namespace, log=print):
     model.eval()
     model.to("cpu")
     return model, cfg, steps, seconds
+
+
+def _previous_training(path: Path) -> Optional[dict]:
+    """What the manifest beside an ``--init`` ONNX says of its training (None for a torch checkpoint)."""
+    if path.suffix != ".onnx":
+        return None
+    from ..runtime import read_manifest
+
+    for e in read_manifest(path.parent):
+        if e.file == path.name:
+            return {"file": e.file, "sha256": e.sha256, "command": e.training_command,
+                    "training": dict(e.extra.get("training", {}))}
+    return None
+
+
+def load_weights(model, path: Path) -> None:
+    """Load ``path`` (torch checkpoint, or an exported encoder ONNX + its decoder beside it) into ``model``."""
+    import torch
+
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        state = {}
+        for prefix, file in (("encoder.", path), ("decoder.", path.with_name(f"{path.stem}-decoder.onnx"))):
+            if not file.is_file():
+                raise FileNotFoundError(f"--init: {file} not found (the decoder must lie beside the encoder)")
+            for init in onnx.load(str(file)).graph.initializer:
+                state[prefix + init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    else:
+        state = torch.load(str(path), map_location="cpu")["state_dict"]
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or shapes:
+        raise ValueError(f"--init {path}: does not match this architecture (missing {missing[:4]}, "
+                         f"shape mismatch {shapes[:4]})")
+    model.load_state_dict({k: state[k] for k in own})
 
 
 def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, object], train_seconds: float, steps: int):
@@ -340,7 +390,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         parts.append(f"--device {args.device} --data DIR (made by --prepare DIR)")
     if args.max_minutes:
         parts.append(f"--max-minutes {args.max_minutes:g}")
+    if args.init:
+        parts.append(f"--init {args.init}")
+    if args.lr is not None:
+        parts.append(f"--lr {args.lr:g}")
     command = " ".join(parts)
+    previous = _previous_training(Path(args.init)) if args.init else None
     data_dir = Path(args.data) if args.data else shared_data_dir()
     if args.device == "cuda":
         import torch
@@ -357,6 +412,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         torch.save({"config": model.config, "state_dict": model.state_dict()}, args.checkpoint)
     entry, decoder = export(model, folder, model_id, command, cfg, seconds, steps)
+    if previous:
+        tr = entry.extra["training"]
+        tr["continued_from"] = previous
+        tr["note"] = (
+            f"Continued from `{Path(args.init).name}` (sha256 {previous['sha256'][:12]}..., itself trained by "
+            f"`{previous['command']}`: {previous['training'].get('steps')} steps, {previous['training'].get('seconds')} "
+            f"s on {previous['training'].get('device')}). " + str(previous["training"].get("note", ""))
+        ).strip()
     metrics, table = (None, "")
     if not args.no_eval:
         metrics, table = evaluate_entry(entry, decoder, data_dir, args.tiny)
