@@ -39,7 +39,9 @@ class SliceSuperRes(ScriptedLoadableModule):
             "SA-INR is a learned spatial-attention implicit representation trained by this project on "
             "high-resolution MRI degraded into thick slices; B-spline and linear resampling are the baselines. "
             "Move the spacing slider with <i>Live preview</i> on to see a slab around the slice in the red view; "
-            "<i>Apply</i> computes the whole volume into a new volume node.<br><br>" + CITATION
+            "<i>Apply</i> computes the whole volume into a new volume node. <i>Adapt to this volume</i> (SA-INR, "
+            "Apply only, needs torch and MONAI) first fine-tunes the network on the volume's own in-plane detail, for scans "
+            "unlike its training data.<br><br>" + CITATION
         )
         self.parent.acknowledgementText = "MedSynth. Method: " + CITATION
 

@@ -58,7 +58,8 @@ def sainr_model():
 # ----------------------------------------------------------------------------- params and geometry
 def test_params_declared():
     names = [p.name for p in SUPERRES_PARAMS]
-    assert names == ["spacing", "axis", "method"]
+    assert names == ["spacing", "axis", "method", "adapt_steps"]
+    assert SUPERRES_PARAMS[3].default == 0 and not SUPERRES_PARAMS[3].live  # off by default, Apply only
     spacing = SUPERRES_PARAMS[0]
     assert spacing.minimum <= 0.3 and spacing.maximum >= 10 and spacing.unit == "mm"
     assert set(SUPERRES_PARAMS[1].choices) == {"auto", "i", "j", "k"}
@@ -424,15 +425,15 @@ def test_cli_adapt_and_its_errors(tmp_path, capsys):
 
     src = write_volume(_adapt_phantom(), tmp_path / "thick.nii.gz")
     out = tmp_path / "fine.nii.gz"
-    assert main(["superres", str(src), str(out), "--spacing", "1", "--adapt", "2"]) == 0
+    assert main(["superres", str(src), str(out), "--spacing", "1", "--adapt-steps", "2"]) == 0
     assert read_volume(out).shape_ijk[2] == 37
     for args, words in (
-        (["--spacing", "1", "--adapt", "2", "--method", "bspline"], "does not apply"),
-        (["--spacing", "9", "--adapt", "2"], "not smaller"),
+        (["--spacing", "1", "--adapt-steps", "2", "--method", "bspline"], "does not apply"),
+        (["--spacing", "9", "--adapt-steps", "2"], "not smaller"),
     ):
         assert main(["superres", str(src), str(tmp_path / "bad.nii.gz"), *args]) == 2
         assert words in capsys.readouterr().err
-    assert main(["superres", str(src), str(tmp_path / "bad.txt"), "--spacing", "1", "--adapt", "2"]) == 2
+    assert main(["superres", str(src), str(tmp_path / "bad.txt"), "--spacing", "1", "--adapt-steps", "2"]) == 2
     assert "cannot write" in capsys.readouterr().err
     assert not any(p.name.startswith("bad") for p in tmp_path.iterdir())
 

@@ -54,6 +54,24 @@ def test_sainr_when_the_model_is_shipped(scene, thick_node):
     assert volume_from_node(out).array.shape == (19, 24, 20)
 
 
+@pytest.mark.heavy
+def test_apply_adapted_to_the_volume(scene):
+    pytest.importorskip("torch", reason="adapting needs torch")
+    pytest.importorskip("monai", reason="adapting needs MONAI")
+    k, j, i = np.mgrid[0:10, 0:40, 0:36].astype(np.float32)
+    vol = Volume(200 + 80 * np.sin(i / 3.0) * np.cos(j / 4.0) + 6 * k, make_ijk_to_ras((1.0, 1.0, 4.0)), name="big")
+    node = node_from_volume(scene, vol)
+    logic = SliceSuperResLogic(scene)
+    n_before = scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    with pytest.raises(InputError, match="does not apply"):
+        logic.process(node, spacing=1.0, method="bspline", adapt_steps=2)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
+    seen = []
+    out = logic.process(node, spacing=1.0, method="sainr", adapt_steps=2, progress=lambda f, m: seen.append(m))
+    assert volume_from_node(out).array.shape == (37, 40, 36)
+    assert any("adapting" in m for m in seen)
+
+
 def test_preview_is_a_slab_updated_in_place(scene, thick_node):
     logic = SliceSuperResLogic(scene)
     vals = {"spacing": 1.0, "axis": "auto", "method": "linear"}

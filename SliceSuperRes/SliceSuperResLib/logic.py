@@ -51,7 +51,7 @@ class SliceSuperResLogic:
         cancel: Optional[CancelToken] = None,
     ) -> SuperResResult:
         v = validate(SUPERRES_PARAMS, values)
-        return superres(volume, v["spacing"], v["axis"], v["method"], progress, cancel)
+        return superres(volume, v["spacing"], v["axis"], v["method"], progress, cancel, adapt_steps=v["adapt_steps"])
 
     def finish(self, input_node: Any, result: SuperResResult) -> Any:
         """A new volume node beside the input, with the input's display settings."""
@@ -73,10 +73,12 @@ class SliceSuperResLogic:
         method: str = "sainr",
         progress: Optional[ProgressCallback] = None,
         cancel: Optional[CancelToken] = None,
+        adapt_steps: int = 0,
     ) -> Any:
-        """Blocking: the whole volume into a new node (the input node is never modified)."""
-        result = self.compute(self.inputVolume(input_node), {"spacing": spacing, "axis": axis, "method": method},
-                              progress, cancel)
+        """Blocking: the whole volume into a new node (the input node is never modified). ``adapt_steps`` > 0
+        first adapts SA-INR to this volume (needs torch and MONAI)."""
+        values = {"spacing": spacing, "axis": axis, "method": method, "adapt_steps": adapt_steps}
+        result = self.compute(self.inputVolume(input_node), values, progress, cancel)
         return self.finish(input_node, result)
 
     # ------------------------------------------------------------------ panel helpers
@@ -115,7 +117,7 @@ class SliceSuperResLogic:
         volume = self._volume_cached(input_node)
         view_axis = self.view_axis(volume, normal_ras)
         index = output_index_of_ras(volume, v["spacing"], ras, view_axis, v["axis"])
-        slab = superres_slab(
+        slab = superres_slab(  # the shipped network: adapting (minutes) is for Apply only
             volume, v["spacing"], index, view_axis, self.PREVIEW_HALF_WIDTH, v["axis"], v["method"]
         ).volume
         if preview_node is None or self.scene.GetNodeByID(preview_node.GetID()) is None:

@@ -1,4 +1,4 @@
-"""``medsynth superres IN OUT --spacing MM [--axis auto|i|j|k] [--method sainr|bspline|linear] [--adapt STEPS]``."""
+"""``medsynth superres IN OUT --spacing MM [--axis auto|i|j|k] [--method sainr|bspline|linear] [--adapt-steps N]``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def run(args) -> int:
     values = from_namespace(SUPERRES_PARAMS, args)
     result = superres_file(
         args.input, args.output, values["spacing"], values["axis"], values["method"], progress=progress_printer,
-        adapt_steps=args.adapt,
+        adapt_steps=values["adapt_steps"],
     )
     out = args.output
     g = result.grid
@@ -33,9 +33,6 @@ def register(sub) -> None:
     p.add_argument("input", help="input volume (NIfTI, NRRD, MHA, DICOM folder)")
     p.add_argument("output", help="output volume; the format follows the suffix")
     add_arguments(p, SUPERRES_PARAMS)
-    p.add_argument("--adapt", type=int, default=0, metavar="STEPS",
-                   help="first adapt SA-INR to this volume: STEPS of self-supervised fine-tuning on its in-plane "
-                   "detail (needs torch and MONAI; about 200 steps take two to three minutes on two cores)")
     for action in p._actions:  # the spacing has no sensible default: ask for it
         if action.dest == "spacing":
             action.required = True

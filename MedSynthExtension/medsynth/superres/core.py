@@ -80,6 +80,7 @@ def superres(
     model=None,
     encoder_voxels: Optional[int] = None,
     decoder_voxels: Optional[int] = None,
+    adapt_steps: int = 0,
 ) -> SuperResResult:
     """Reduce the slice spacing of ``volume`` to ``spacing`` mm along ``axis`` with ``method``.
 
@@ -87,14 +88,23 @@ def superres(
     is ``result.grid.spacing``.  Raises :class:`~medsynth.InputError` for 2D, vector or
     isotropic-with-auto inputs, a spacing not below the current one, or a missing model;
     :class:`~medsynth.Cancelled` when ``cancel`` is set (nothing is returned then).
-    ``encoder_voxels`` / ``decoder_voxels`` bound SA-INR's tiles (memory).
+    ``encoder_voxels`` / ``decoder_voxels`` bound SA-INR's tiles (memory). ``adapt_steps`` > 0 first adapts
+    SA-INR to ``volume`` (:func:`medsynth.superres.adapt.adapt_model`; needs torch and MONAI; SA-INR only).
     """
     method = _check_method(method)
     check_volume(volume)
     grid = output_grid(volume, spacing, axis)
+    adapt_steps = int(adapt_steps or 0)
+    if adapt_steps and method != "sainr":
+        raise InputError(f"'adapt to this volume' fine-tunes SA-INR; it does not apply to method {method!r}")
     reporter = Reporter(progress, cancel)
     t0 = time.perf_counter()
     if method == "sainr":
+        if adapt_steps:
+            from .adapt import adapt_model
+
+            model = adapt_model(volume, axis, model, steps=adapt_steps, progress=reporter.sub(0.0, 0.8).step)
+            reporter = reporter.sub(0.8, 1.0)
         runner = _runner(volume, grid, model, encoder_voxels, decoder_voxels)
         out = runner.run(grid.positions(), None, reporter)
         provider = runner.model.provider
@@ -205,20 +215,11 @@ def superres_file(
     adapts SA-INR to the input (:func:`medsynth.superres.adapt.adapt_model`; needs torch and MONAI)."""
     from ..io import WRITE_SUFFIXES, read_volume, suffix_of, write_volume
 
-    method = _check_method(method)
-    if suffix_of(output_path) not in WRITE_SUFFIXES:
+    if suffix_of(output_path) not in WRITE_SUFFIXES:  # before minutes of work
         raise InputError(f"cannot write format '{suffix_of(output_path) or output_path}'; supported: "
                          f"{', '.join(WRITE_SUFFIXES)}")
-    if adapt_steps and method != "sainr":
-        raise InputError(f"adapting fine-tunes SA-INR; it does not apply to method {method!r}")
     volume = read_volume(input_path)
-    model = None
-    if adapt_steps:
-        from .adapt import adapt_model
-
-        output_grid(volume, spacing, axis)  # refuse a bad spacing/axis before minutes of fine-tuning
-        model = adapt_model(volume, axis, steps=adapt_steps, progress=progress, cancel=cancel)
-    result = superres(volume, spacing, axis, method, progress, cancel, model=model)
+    result = superres(volume, spacing, axis, method, progress, cancel, adapt_steps=adapt_steps)
     if cancel is not None:
         cancel.raise_if_cancelled()
     write_volume(result.volume, output_path)

@@ -38,6 +38,19 @@ SUPERRES_PARAMS = (
         help="sainr = learned spatial-attention implicit representation; bspline / linear = SimpleITK baselines",
         live=True,
     ),
+    Param(
+        "adapt_steps",
+        int,
+        0,
+        "Adapt to this volume",
+        minimum=0,
+        maximum=2000,
+        step=50,
+        unit="steps",
+        help="SA-INR only, on Apply: first fine-tune the network on this volume's own in-plane detail for this many "
+        "steps (0 = off; about 200 steps take 2-3 minutes on two CPU cores; needs torch and MONAI). The live "
+        "preview uses the shipped network",
+    ),
 )
 
 __all__ = ["AXES", "METHODS", "SUPERRES_PARAMS"]
