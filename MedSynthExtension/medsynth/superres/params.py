@@ -47,9 +47,9 @@ SUPERRES_PARAMS = (
         maximum=2000,
         step=50,
         unit="steps",
-        help="SA-INR only, on Apply: first fine-tune the network on this volume's own in-plane detail for this many "
-        "steps (0 = off; about 200 steps take 2-3 minutes on two CPU cores; needs torch and MONAI). The live "
-        "preview uses the shipped network",
+        help="SA-INR only: first fine-tune the network on this volume's own in-plane detail for this many steps "
+        "(0 = off; about 200 steps take 2-3 minutes on two CPU cores; needs torch and MONAI); whole-volume runs "
+        "only, live previews use the shipped network",
     ),
 )
 
