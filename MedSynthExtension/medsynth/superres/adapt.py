@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..progress import CancelToken, ProgressCallback, Reporter
 from ..volume import Volume
 
-#: default fine-tuning steps (x 4 patches; two to three minutes on two CPU cores)
+#: default fine-tuning steps (x 4 patches; 35-45 s on two idle CPU cores, docs/superres.md)
 ADAPT_STEPS = 200
 ADAPT_LR = 3e-4
 
