@@ -56,7 +56,7 @@ def adapt_model(
     from .geometry import check_volume, choose_axis
     from .model import SAINR
     from .sainr import load_sainr
-    from .train import export, load_weights
+    from .train import accumulate_l1, export, load_weights
 
     steps = int(steps)
     if steps < 1:
@@ -92,14 +92,7 @@ def adapt_model(
     for step in range(steps):
         reporter.step(0.95 * step / steps, f"adapting SA-INR to '{volume.name}' ({step}/{steps})")
         opt.zero_grad()
-        loss_sum = 0.0
-        for _ in range(4):
-            smp = sampler.sample()
-            out = net(torch.from_numpy(smp.lr)[None, None], torch.from_numpy(smp.pos),
-                      torch.tensor([aniso], dtype=torch.float32))
-            loss = (out[0, 0] - torch.from_numpy(np.ascontiguousarray(smp.target))).abs().mean() / 4
-            loss.backward()
-            loss_sum += float(loss.detach())
+        loss_sum = accumulate_l1(net, sampler, 4)  # the sampler's scale is the input's anisotropy
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()

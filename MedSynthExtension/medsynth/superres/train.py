@@ -113,18 +113,7 @@ def train(args: argparse.Namespace, log=print):
     model.train()
     for step in range(steps):
         opt.zero_grad()
-        total = 0.0
-        for _ in range(int(cfg["batch"])):
-            s = sampler.sample()
-            out = model(
-                torch.from_numpy(s.lr)[None, None].to(device),
-                torch.from_numpy(s.pos).to(device),
-                torch.tensor([s.scale], dtype=torch.float32, device=device),
-            )
-            target = torch.from_numpy(np.ascontiguousarray(s.target)).to(device)
-            loss = (out[0, 0] - target).abs().mean() / int(cfg["batch"])
-            loss.backward()
-            total += float(loss.detach())
+        total = accumulate_l1(model, sampler, int(cfg["batch"]), device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -140,6 +129,26 @@ def train(args: argparse.Namespace, log=print):
     model.eval()
     model.to("cpu")
     return model, cfg, steps, seconds
+
+
+def accumulate_l1(model, sampler, batch: int, device="cpu") -> float:
+    """Back-propagate the mean L1 error over ``batch`` pairs drawn from ``sampler`` (gradients accumulate in
+    ``model``); returns the loss. Shared by training and :mod:`.adapt`."""
+    import torch
+
+    total = 0.0
+    for _ in range(batch):
+        s = sampler.sample()
+        out = model(
+            torch.from_numpy(s.lr)[None, None].to(device),
+            torch.from_numpy(s.pos).to(device),
+            torch.tensor([s.scale], dtype=torch.float32, device=device),
+        )
+        target = torch.from_numpy(np.ascontiguousarray(s.target)).to(device)
+        loss = (out[0, 0] - target).abs().mean() / batch
+        loss.backward()
+        total += float(loss.detach())
+    return total
 
 
 def _previous_training(path: Path) -> Optional[dict]:
