@@ -36,7 +36,6 @@ import numpy as np
 
 VERSION = "1.0.0"
 MODEL_ID = "metaad-cycle"
-DEFAULT_INIT = ("output/pet_gpu/pet_synthesis.pt", ".device/pet_gpu/pet_synthesis.pt")
 CITATION = (
     "MetaAD (MICCAI 2024): metabolic anomaly detection in FDG PET by a cyclic FDG -> CFT -> FDG translation "
     "trained on normal controls"
