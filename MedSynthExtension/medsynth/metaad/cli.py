@@ -16,8 +16,9 @@ def run_metaad(args) -> int:
           f"({s['threshold_rule']}): {'ABNORMAL' if s['abnormal'] else 'within normal controls'}")
     top = sorted(res.table, key=lambda r: -abs(r["z"]))[:5]
     print("regions with the largest |z| of the residual: " + ", ".join(f"{r['region']} {r['z']:+.1f}" for r in top))
-    print(f"baselines: voxel z-score mean |z| {res.baselines['voxel_z_mean_abs']:.3f}, "
-          f"SSM-PCA PDRP score {res.baselines['ssm_pca_pdrp']:.3f}")
+    b = res.baselines
+    print(f"baselines: voxel z-score mean |z| {b['voxel_z_mean_abs']:.3f}, SSM-PCA PDRP score {b['ssm_pca_pdrp']:.3f}"
+          + (f", regional z-score RMS of the FDG {b['fdg_region_z_rms']:.3f}" if "fdg_region_z_rms" in b else ""))
     print(f"wrote {args.out_map}" + (f" and {args.report}" if args.report else "") + f" ({res.seconds:.1f} s, "
           f"{res.space}); model trained on simulated PET only")
     return 0
