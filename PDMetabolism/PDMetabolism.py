@@ -107,15 +107,10 @@ class PDMetabolismTest(ScriptedLoadableModuleTest):
         self.test_bad_input_adds_nothing()
 
     def _fdgNode(self, group):
-        from medsynth.pet.atlas import load_atlas
-        from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+        from medsynth.pet.simulate import example_subject
         from medsynth_mrml import node_from_volume
 
-        rng = subject_rng(11, 0 if group == "NC" else 1)
-        p = draw_params(rng, group, f"sub-{group}")
-        if group == "PD":
-            p.stage, p.fdg_pdrp = 0.9, 1.5  # advanced: late stage, strong PD-pattern expression
-        sub = simulate_subject(p, rng, load_atlas())
+        sub = example_subject(group)  # PD: an advanced subject
         return node_from_volume(slicer.mrmlScene, sub.fdg, name=f"FDG_{group}")
 
     def test_detect_nc_vs_pd(self):

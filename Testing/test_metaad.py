@@ -24,17 +24,11 @@ needs_model = pytest.mark.skipif("metaad-cycle" not in list_models(), reason="me
 def subjects():
     """A simulated NC and an advanced PD FDG (MNI 2 mm), seeded; and their MetaAD results."""
     from medsynth.metaad.detect import detect
-    from medsynth.pet.atlas import load_atlas
-    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+    from medsynth.pet.simulate import example_subject
 
-    atlas = load_atlas()
     out = {}
-    for i, group in enumerate(("NC", "PD")):
-        rng = subject_rng(11, i)
-        p = draw_params(rng, group, f"sub-{group}")
-        if group == "PD":  # advanced: late stage, strong PD-pattern expression (the cohort's PD range is 0.4-1.6)
-            p.stage, p.fdg_pdrp = 0.9, 1.5
-        fdg = simulate_subject(p, rng, atlas).fdg
+    for group in ("NC", "PD"):
+        fdg = example_subject(group).fdg
         out[group] = {"fdg": fdg, "res": detect(fdg) if "metaad-cycle" in list_models() else None}
     return out
 

@@ -25,18 +25,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def fdg_volumes():
-    from medsynth.pet.atlas import load_atlas
-    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+    from medsynth.pet.simulate import example_subject
 
-    atlas = load_atlas()
-    out = {}
-    for i, group in enumerate(("NC", "PD")):
-        rng = subject_rng(11, i)
-        p = draw_params(rng, group, f"sub-{group}")
-        if group == "PD":
-            p.stage, p.fdg_pdrp = 0.9, 1.5  # advanced: late stage, strong PD-pattern expression
-        out[group] = simulate_subject(p, rng, atlas).fdg
-    return out
+    return {group: example_subject(group).fdg for group in ("NC", "PD")}  # PD: an advanced subject
 
 
 @pytest.fixture

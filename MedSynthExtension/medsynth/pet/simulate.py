@@ -517,6 +517,17 @@ def simulate_subject(
 
 
 @lru_cache(maxsize=2)
+def example_subject(group: str, seed: int = 11, atlas: Optional[PetAtlas] = None) -> SimulatedSubject:
+    """One seeded subject for demos and self-tests (subject index 0 for NC, 1 for PD). The PD subject is made
+    advanced (stage 0.9, PD-pattern expression 1.5, the top of the simulated range), so a detector that works
+    should flag it; an early PD drawn at random can sit inside the normal range."""
+    rng = subject_rng(seed, 0 if group == "NC" else 1)
+    p = draw_params(rng, group, f"sub-{group}")
+    if group == "PD":
+        p.stage, p.fdg_pdrp = 0.9, 1.5
+    return simulate_subject(p, rng, atlas)
+
+
 def pet_template(tracer: str) -> Volume:
     """The registration template of a tracer: the mean healthy subject at 6 mm FWHM, brain mean 1."""
     tracer = tracer.upper()
@@ -633,6 +644,7 @@ __all__ = [
     "cft_activity",
     "cohort_groups",
     "draw_params",
+    "example_subject",
     "fdg_activity",
     "pet_template",
     "read_cohort",
