@@ -90,6 +90,20 @@ def pool(t: "Any") -> "Any":
     return tf.avg_pool3d(t, 2)
 
 
+def grids(mask: np.ndarray, prior_fdg: np.ndarray, prior_cft: np.ndarray):
+    """(2 mm mask, 4 mm mask, 4 mm FDG prior, 4 mm CFT prior) as torch tensors [1, 1, ...]: the one derivation that
+    training and the exported graph share."""
+    import torch
+
+    m2 = torch.from_numpy(mask.astype(np.float32))[None, None]
+    m4 = (pool(m2) > 0.5).float()
+
+    def p4(a: np.ndarray):
+        return pool(torch.from_numpy(a.astype(np.float32))[None, None] * m2) * m4
+
+    return m2, m4, p4(prior_fdg), p4(prior_cft)
+
+
 def corrupt(x: "Any", prior: "Any", mask: "Any", labels: "Any", region_ids: List[int], rng: np.random.Generator):
     """(corrupted FDG, weight map) on the 4 mm grid: one of masked patches (set to the healthy prior), smooth
     multiplicative blobs, or whole atlas regions scaled up or down (metabolic anomalies are regional)."""
@@ -147,10 +161,7 @@ def train(data: Dict[str, Any], args: argparse.Namespace, log=print) -> Dict[str
     def deq(q, tracer):
         return (torch.from_numpy(q).to(dev).float() / 255.0) ** 2 * float(vmax[tracer])
 
-    mask2 = torch.from_numpy(arrays["mask"].astype(np.float32)).to(dev)[None, None]
-    mask = (pool(mask2) > 0.5).float()
-    pf = pool(torch.from_numpy(arrays["prior_fdg"].astype(np.float32)).to(dev)[None, None] * mask2) * mask
-    pc = pool(torch.from_numpy(arrays["prior_cft"].astype(np.float32)).to(dev)[None, None] * mask2) * mask
+    mask2, mask, pf, pc = (t.to(dev) for t in grids(arrays["mask"], arrays["prior_fdg"], arrays["prior_cft"]))
     labels = torch.from_numpy(np.ascontiguousarray(arrays["labels"][::2, ::2, ::2]).astype(np.float32)).to(dev)[None, None]
     region_ids = list(crop_layout()["region_ids"])
     lr = 2e-3 if args.tiny else 1e-3
@@ -258,18 +269,14 @@ def cycle_module(G, F, prior_fdg: np.ndarray, prior_cft: np.ndarray, mask: np.nd
     import torch.nn.functional as tf
     from torch import nn
 
-    m2 = torch.from_numpy(mask.astype(np.float32))[None, None]
-    m4 = (tf.avg_pool3d(m2, 2) > 0.5).float()
-
-    def p4(a):
-        return (tf.avg_pool3d(torch.from_numpy(a.astype(np.float32))[None, None] * m2, 2) * m4).half()
+    m2, m4, pf4, pc4 = grids(mask, prior_fdg, prior_cft)
 
     class _Cycle(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.G, self.F = G, F
-            self.register_buffer("pf", p4(prior_fdg))  # float16: the graph stays small
-            self.register_buffer("pc", p4(prior_cft))
+            self.register_buffer("pf", pf4.half())  # float16: the graph stays small
+            self.register_buffer("pc", pc4.half())
             self.register_buffer("m2", m2.to(torch.bool))
             self.register_buffer("m4", m4.to(torch.bool))
 

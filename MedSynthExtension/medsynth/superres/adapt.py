@@ -55,7 +55,7 @@ def adapt_model(
     from .data import PairSampler, normalization_scale
     from .geometry import check_volume, choose_axis
     from .model import SAINR
-    from .sainr import load_sainr
+    from .sainr import SAINRModel, load_sainr
     from .train import accumulate_l1, export, load_weights
 
     steps = int(steps)
@@ -105,8 +105,6 @@ def adapt_model(
         enc, dec = export(net, Path(tmp), "sainr-adapted", f"adapt_model(steps={steps}, seed={seed})", cfg,
                           time.perf_counter() - t0, steps)
         enc.extra["adapted_from"] = {"id": base.entry.id, "sha256": base.entry.sha256, "volume": volume.name}
-        from .sainr import SAINRModel
-
         adapted = SAINRModel(load_entry(enc), load_entry(dec))
     reporter.step(1.0, "adapted")
     return adapted
