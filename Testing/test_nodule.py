@@ -366,8 +366,9 @@ def test_shipped_model_checksum_and_decode(model):
     entry = get_entry("nodule-shape-vae")
     assert entry.checksum_ok()
     assert entry.path.stat().st_size < 3_000_000
-    latent_path = entry.folder / entry.extra["latent_file"]
-    assert sha256_of(latent_path) == entry.extra["latent_sha256"]
+    latent_path = entry.side_file("latent")
+    assert latent_path.name == "nodule-shape-vae.json"
+    assert sha256_of(latent_path) == entry.files["latent"]["sha256"]
     assert "Spearman" in (entry.folder / entry.card).read_text() or "spearman" in (entry.folder / entry.card).read_text()
     lm = load_model("nodule-shape-vae", device="cpu")
     z = np.asarray(model.latent.mean, np.float32)[None]

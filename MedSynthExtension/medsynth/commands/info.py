@@ -23,13 +23,19 @@ def collect() -> dict:
     except Exception as exc:  # noqa: BLE001
         providers = [f"unavailable: {exc}"]
     models = []
-    for entry in runtime.list_models().values():
+    entries, manifest_problems = runtime.scan_models()  # a malformed manifest is listed, not raised
+    for entry in entries.values():
+        problems = entry.problems()
+        side_state = entry.side_files_status()
         models.append(
             {
                 "id": entry.id,
                 "version": entry.version,
                 "file": str(entry.path),
-                "checksum_ok": entry.checksum_ok(),
+                "checksum_ok": not problems,
+                "side_files": {r: {"file": str(entry.folder / s["file"]), "state": side_state[r]}
+                               for r, s in entry.files.items()},
+                "problems": problems,
                 "task": entry.task,
             }
         )
@@ -40,6 +46,7 @@ def collect() -> dict:
         "providers_used": providers,
         "model_dirs": [str(d) for d in runtime.model_dirs()],
         "models": models,
+        "manifest_problems": manifest_problems,
     }
 
 
@@ -60,7 +67,14 @@ def run(args) -> int:
         for m in info["models"]:
             state = "checksum OK" if m["checksum_ok"] else "CHECKSUM FAILS or file missing"
             print(f"    {m['id']} {m['version']}: {state} ({m['file']})")
-    return 0 if all(m["checksum_ok"] for m in info["models"]) else 1
+            for role, side in m["side_files"].items():
+                print(f"      side file {role}: {side['state']} ({side['file']})")
+            for problem in m["problems"]:
+                print(f"      problem: {problem}")
+        for problem in info["manifest_problems"]:
+            print(f"  manifest problem: {problem}")
+    ok = all(m["checksum_ok"] for m in info["models"]) and not info["manifest_problems"]
+    return 0 if ok else 1
 
 
 def register(sub) -> None:

@@ -208,25 +208,55 @@ def regional_table(res: Dict[str, Any], stats: Dict[str, Any]) -> List[Dict[str,
     return rows
 
 
+STATS_ROLE = "stats"  # the side file (manifest "files") with the NC statistics, score and threshold
+STATS_REQUIRED = ("voxel_mean", "voxel_sd", "ssm_gmp", "ssm_pattern", "region_mean", "region_sd", "meta_json")
+
+
 def load_stats(path: Any = None) -> Dict[str, Any]:
-    """The NC statistics stored with the model (``metaad_stats.npz`` beside the manifest entry)."""
+    """The NC statistics stored with the model: side file ``stats`` of the manifest entry ``metaad-cycle``
+    (``metaad_stats.npz``), its sha256 checked first; ``path`` reads another file as it is (no checksum)."""
     import json
+    import zipfile
+    import zlib
     from pathlib import Path
 
     from ..errors import ModelError
     from ..runtime import get_entry
 
     if path is None:
-        e = get_entry("metaad-cycle")
-        path = e.folder / e.extra.get("stats_file", "metaad_stats.npz")
+        path = get_entry("metaad-cycle").side_file(STATS_ROLE)
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"MetaAD statistics {path} are missing; run python -m medsynth.metaad.train")
-    with np.load(path) as z:
-        out: Dict[str, Any] = {k: z[k] for k in z.files}
-    out["meta"] = json.loads(str(out.pop("meta_json")))
-    out["score"] = out["meta"]["score"]
-    out["threshold"] = float(out["meta"]["threshold"])
+    bad = f"MetaAD statistics {path} cannot be read"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in STATS_REQUIRED if k not in z.files]
+            if missing:
+                raise ModelError(f"{bad}: they lack {', '.join(missing)}")
+            out: Dict[str, Any] = {k: z[k] for k in z.files}
+        meta = json.loads(str(out.pop("meta_json")))
+        score, threshold = meta["score"], float(meta["threshold"])
+    except ModelError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+            UnicodeDecodeError, zlib.error) as exc:
+        raise ModelError(f"{bad}: {type(exc).__name__}: {exc}") from None
+    if score not in SCORES:
+        raise ModelError(f"{bad}: unknown subject score {score!r} (known: {', '.join(SCORES)})")
+    shapes_ok = (out["voxel_mean"].shape == out["voxel_sd"].shape and out["voxel_mean"].ndim == 3
+                 and out["region_mean"].shape == out["region_sd"].shape and out["region_mean"].ndim == 1
+                 and out["ssm_gmp"].shape == out["ssm_pattern"].shape)
+    if not shapes_ok:
+        raise ModelError(f"{bad}: array sizes do not match each other")
+    numeric = [k for k in STATS_REQUIRED if k != "meta_json"]
+    if not all(np.issubdtype(out[k].dtype, np.number) and np.all(np.isfinite(out[k])) for k in numeric):
+        raise ModelError(f"{bad}: non-numeric or non-finite values")
+    if not (np.isfinite(threshold) and np.all(out["region_sd"] > 0)):
+        raise ModelError(f"{bad}: threshold {threshold} or regional SDs out of range")
+    out["meta"] = meta
+    out["score"] = score
+    out["threshold"] = threshold
     return out
 
 

@@ -334,7 +334,6 @@ def export(res: Dict[str, Any], data: Dict[str, Any], out: Path, log=print):
     entry.extra["history_last"] = res["history"][-1] if res["history"] else None
     entry.extra["citation"] = CITATION
     entry.extra["data"] = "simulated PET only (medsynth pet-simulate); normal controls only in MetaAD's fine-tuning"
-    entry.extra["stats_file"] = "metaad_stats.npz"
     write_manifest_entry(Path(out), entry)
     log(f"exported {entry.path} ({entry.path.stat().st_size / 1e6:.1f} MB)")
     return entry
@@ -355,7 +354,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     cal = calibrate(data, res["split"], out, log=log)
     entry.extra["calibration"] = cal["summary"]
     from ..runtime import clear_cache, write_manifest_entry
+    from .calibrate import STATS_FILE
+    from .core import STATS_ROLE
 
+    entry.add_side_file(STATS_ROLE, out / STATS_FILE)  # recorded with its sha256, checked before each use
     write_manifest_entry(out, entry)
     clear_cache()
     write_card(out / "metaad.md", entry, cal)

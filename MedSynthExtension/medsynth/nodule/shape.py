@@ -21,6 +21,7 @@ from .latent import LatentSpace
 
 MODEL_ID = "nodule-shape-vae"
 ENCODER_ID = "nodule-shape-vae-encoder"
+LATENT_ROLE = "latent"  # the side file (manifest "files") with the latent prior and slider directions
 
 
 class ShapeModel:
@@ -29,13 +30,7 @@ class ShapeModel:
     def __init__(self, entry: Optional[ModelEntry] = None, encoder_entry: Optional[ModelEntry] = None,
                  cache_size: int = 64) -> None:
         self.entry = entry if entry is not None else get_entry(MODEL_ID)
-        latent_file = self.entry.extra.get("latent_file")
-        if not latent_file:
-            raise ModelError(f"manifest entry '{self.entry.id}' has no latent_file")
-        path = self.entry.folder / latent_file
-        if not path.is_file():
-            raise ModelError(f"latent directions of '{self.entry.id}' are missing: {path}")
-        self.latent = LatentSpace.load(path)
+        self.latent = load_latent(self.entry)
         self.grid = int(self.latent.data.get("grid", 32))
         self.unit_voxels = float(self.latent.data.get("unit_voxels", 16.0))
         self.sdf_clip = float(self.latent.data.get("sdf_clip", 8.0))
@@ -86,6 +81,26 @@ class ShapeModel:
         return unit_level(field, self.unit_voxels)
 
 
+def load_latent(entry: ModelEntry) -> LatentSpace:
+    """The latent space of ``entry``: side file ``latent`` (checksum checked first), its content checked."""
+    path = entry.side_file(LATENT_ROLE)
+    try:
+        latent = LatentSpace.load(path)
+        size = latent.latent_size
+        ok = (latent.mean.shape == (size,) and latent.chol.shape == (size, size)
+              and latent.weights.ndim == 2 and latent.weights.shape[1] == size and len(latent.names) > 0
+              and all(np.all(np.isfinite(a)) for a in (latent.mean, latent.chol, latent.weights,
+                                                       latent.proj_mean, latent.proj_std)))
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError,
+            np.linalg.LinAlgError) as exc:
+        raise ModelError(f"latent directions of '{entry.id}' ({path}) cannot be read: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not ok:
+        raise ModelError(f"latent directions of '{entry.id}' ({path}) are inconsistent (array sizes or "
+                         "non-finite values)")
+    return latent
+
+
 def unit_level(field: np.ndarray, unit_voxels: float = 16.0) -> float:
     n = int(round(np.pi / 6.0 * unit_voxels**3))
     flat = np.sort(np.asarray(field, np.float32).ravel())
@@ -100,7 +115,7 @@ _default_lock = threading.Lock()
 def default_shape_model() -> ShapeModel:
     """The shipped shape model (loaded once per process)."""
     entry = get_entry(MODEL_ID)
-    key = f"{entry.path}:{entry.sha256}"
+    key = f"{entry.path}:{entry.sha256}:{entry.files.get(LATENT_ROLE)}"
     with _default_lock:
         model = _default.get(key)
         if model is None:

@@ -271,10 +271,10 @@ def main(argv=None) -> int:
     import torch
 
     from ..export import export_onnx
-    from ..runtime import ModelEntry, write_manifest_entry, sha256_of
+    from ..runtime import ModelEntry, write_manifest_entry
     from . import lidc
     from .evaluate_shape import evaluate
-    from .shape import ENCODER_ID, MODEL_ID, ShapeModel
+    from .shape import ENCODER_ID, LATENT_ROLE, MODEL_ID, ShapeModel
     from .shape_net import DecoderOnly, EncoderOnly
 
     torch.set_num_threads(max(1, args.threads))
@@ -360,8 +360,7 @@ def main(argv=None) -> int:
             "grid": g,
             "unit_equivalent_diameter_voxels": lidc.UNIT_VOXELS,
         }
-        e.extra["latent_file"] = latent_path.name
-        e.extra["latent_sha256"] = sha256_of(latent_path)
+    dec_entry.add_side_file(LATENT_ROLE, latent_path)  # the decoder's side file: checked before each load
     log("exported; evaluating on held-out patients with ONNX Runtime")
     shape_model = ShapeModel(dec_entry, enc_entry)
     figures = evaluate(shape_model, data, limit=eval_limit)
