@@ -25,6 +25,15 @@ SAMPLE_FILES = ("mni_t1_2mm.nii.gz", "head_ct_2mm.nii.gz")
 #: Volume rendering method.  The server renders with whatever OpenGL it has - often Mesa's
 #: software rasteriser, where GPU ray casting takes seconds a frame and CPU ray casting about
 #: 0.15 s (the 3D view of the sample MRI, 518x406).  MEDSYNTH_STUDIO_VR=gpu when the server has a GPU.
+#: The websocket route (wslink's default); the only route that can drive the scene.
+WS_PATH = "ws"
+#: The most one websocket message may allocate on the server (uploads come in pieces of UPLOAD_CHUNK_BYTES).
+MAX_WS_MESSAGE_BYTES = 16 * 1024 * 1024
+#: The studio's own browser code (a trame module: served folder + scripts).
+WWW_MODULE = {
+    "serve": {"medsynth_studio": str(Path(__file__).with_name("www").resolve())},
+    "scripts": ["medsynth_studio/upload.js"],
+}
 VR_METHODS = {
     "cpu": "vtkMRMLCPURayCastVolumeRenderingDisplayNode",
     "gpu": "vtkMRMLGPURayCastVolumeRenderingDisplayNode",
@@ -62,7 +71,8 @@ class Studio:
         from trame_slicer.rca_view import register_rca_factories
 
         self.server = server or get_server(None, client_type="vue3")
-        self.server.enable_module(trame_slicer_module)  # chunked file upload (window.load_files_by_chunks)
+        self.server.enable_module(trame_slicer_module)
+        self.server.enable_module(WWW_MODULE)  # window.medsynth_upload: uploads in pieces, written to disk
         self.state = self.server.state
         self.slicer_app = SlicerApp()
         vr_logic = self.slicer_app.app_logic.GetModuleLogic("VolumeRendering")
@@ -72,6 +82,9 @@ class Studio:
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout_dict(LayoutManager.default_grid_configuration())
         self.context = StudioContext(self.slicer_app, self.server)
+        self.token: Optional[str] = None
+        self.url = ""
+        self.refused: List[str] = []  # connections the guard refused (why), for the log and tests
         self.panels = []
         for cls in load_panel_classes() if panel_classes is None else panel_classes:
             self.panels.append(cls(self.context))
@@ -154,21 +167,51 @@ class Studio:
         return layout
 
     # ------------------------------------------------------------------ serving
-    def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False, **kwargs) -> None:
-        url_host = "localhost" if host in ("0.0.0.0", "::") else host
+    def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False,
+              token: Optional[str] = None, **kwargs) -> None:
+        """Serve the studio; only a page from the printed address (with its token) may connect.
+
+        ``token``: the launch's secret (a new random one when None); it is in the printed address.
+        """
+        from .security import cap_message_size, guard_middleware, host_warning, new_token
+
+        self.token = token or new_token()
+        url_host = "localhost" if host in ("0.0.0.0", "::", "") else host
+        if ":" in url_host and not url_host.startswith("["):
+            url_host = f"[{url_host}]"
+        self.url = f"http://{url_host}:{port}/?secret={self.token}"
+
+        def bind(wslink_server) -> None:
+            wslink_server.app.middlewares.append(guard_middleware(host, [WS_PATH], refused=self._on_refused))
+            cap_message_size(wslink_server, MAX_WS_MESSAGE_BYTES)
 
         def announce(**_kwargs) -> None:
-            print(f"MedSynth Studio running at http://{url_host}:{port}/  (Ctrl+C to stop)", flush=True)
+            print(f"MedSynth Studio running at {self.url}  (Ctrl+C to stop)", flush=True)
+            print("  the address holds this launch's token: share it only with whom may use the studio", flush=True)
+            if open_browser:
+                import webbrowser
 
+                webbrowser.open(self.url)
+
+        warning = host_warning(host)
+        if warning:
+            sys.stderr.write(warning + "\n")
+            sys.stderr.flush()
+        self.server.controller.on_server_bind.add(bind)
         self.server.controller.on_server_ready.add(announce)
         argv = sys.argv
-        sys.argv = argv[:1]  # trame parses sys.argv for its own options; ours are already applied
+        # trame parses sys.argv for its own options; ours are already applied.  The token goes to wslink
+        # as its secret (--authKey) this way: it never appears in the process list.
+        sys.argv = argv[:1] + ["--authKey", self.token, "--ws-endpoint", WS_PATH]
         try:
             self.server.start(
-                host=host, port=port, open_browser=open_browser, show_connection_info=False, timeout=0, **kwargs
+                host=host, port=port, open_browser=False, show_connection_info=False, timeout=0, **kwargs
             )
         finally:
             sys.argv = argv
+
+    def _on_refused(self, why: str) -> None:
+        self.refused.append(why)
 
 
 def build_studio(data: Sequence[os.PathLike] = (), server=None, **kwargs) -> Studio:
@@ -180,10 +223,13 @@ def build_studio(data: Sequence[os.PathLike] = (), server=None, **kwargs) -> Stu
     return studio
 
 
-def main(host: str = "127.0.0.1", port: int = 8080, data: Sequence[os.PathLike] = (), open_browser: bool = False) -> int:
+def main(host: str = "127.0.0.1", port: int = 8080, data: Sequence[os.PathLike] = (), open_browser: bool = False,
+         max_upload_mb: Optional[float] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     log.setLevel(logging.INFO)
     studio = build_studio(data)
+    if max_upload_mb is not None:
+        studio.context.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
     names = ", ".join(p.GetName() for p in studio.context.volume_nodes())
     print(f"MedSynth Studio: loaded {names or 'no volume'}; panels: {', '.join(p.title for p in studio.panels)}", flush=True)
     studio.start(host=host, port=port, open_browser=open_browser)

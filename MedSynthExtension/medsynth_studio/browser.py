@@ -134,9 +134,11 @@ class StudioServer:
     """
 
     def __init__(self, port: Optional[int] = None, data: Sequence[os.PathLike] = (), start_timeout: float = 120.0,
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.data = [str(p) for p in data]
+        self.args = [str(a) for a in args]
+        self.printed_url = ""
         self.start_timeout = start_timeout
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("PYTHONUNBUFFERED", "1")
@@ -147,10 +149,23 @@ class StudioServer:
 
     @property
     def url(self) -> str:
+        """The address the studio printed (with this launch's token)."""
+        return self.printed_url or self.bare_url
+
+    @property
+    def bare_url(self) -> str:
+        """The address without the token."""
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def token(self) -> str:
+        from urllib.parse import parse_qs, urlsplit
+
+        return parse_qs(urlsplit(self.url).query).get("secret", [""])[0]
 
     def start(self) -> "StudioServer":
         cmd = [sys.executable, "-m", "medsynth", "studio", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += self.args
         if self.data:
             cmd += ["--data"] + self.data
         t0 = time.perf_counter()
@@ -172,6 +187,7 @@ class StudioServer:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
             if "running at http" in line:
+                self.printed_url = line.split("running at ", 1)[1].split()[0]
                 self._ready.set()
         self._ready.set()  # exited: let start() report it
 

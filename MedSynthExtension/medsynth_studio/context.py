@@ -17,6 +17,10 @@ VOLUME_CLASS = "vtkMRMLScalarVolumeNode"
 SEGMENTATION_CLASS = "vtkMRMLSegmentationNode"
 
 
+#: Default upload limit: 2 GiB (a large CT is a few hundred MB).  Uploads go to disk piece by piece.
+DEFAULT_MAX_UPLOAD_BYTES = 2 * 1024 ** 3
+
+
 class StudioContext:
     """The Slicer core app and the trame server shared by the panels.
 
@@ -32,6 +36,8 @@ class StudioContext:
         self.state = server.state
         self.scene = slicer_app.scene
         self.panels: list = []
+        #: Largest upload accepted (all files of one upload together); ``medsynth studio --max-upload-mb``.
+        self.max_upload_bytes = DEFAULT_MAX_UPLOAD_BYTES
         self._scene_listeners: List[Callable[[], None]] = []
         self._pending = False
         self._scheduled = False

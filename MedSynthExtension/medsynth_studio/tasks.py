@@ -10,6 +10,7 @@ Progress goes to the panel's state keys ``<id>_busy``, ``<id>_progress`` (0..100
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import threading
 import time
@@ -28,11 +29,20 @@ log = logging.getLogger("medsynth.studio")
 POLL_S = 0.1
 
 
+#: An absolute path on the server (POSIX or Windows): its folders are dropped from messages for the page.
+_PATH = re.compile(r"""(?<![\w.:/])(?:[A-Za-z]:)?[\\/](?:[^\s'"\\/,;()\[\]<>]+[\\/])*([^\s'"\\/,;()\[\]<>]*)""")
+
+
+def redact_paths(text: str) -> str:
+    """``text`` with every absolute path reduced to its last part (no server folders in the page)."""
+    return _PATH.sub(lambda m: m.group(1) or "(path)", text)
+
+
 def error_text(exc: BaseException) -> str:
     """One line for the page: the message of a MedSynth error, else the exception type too."""
     from medsynth.errors import MedSynthError
 
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = redact_paths(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     if isinstance(exc, MedSynthError) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

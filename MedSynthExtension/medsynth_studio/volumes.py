@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +20,7 @@ from medsynth.progress import CancelToken, Reporter
 from medsynth.volume import Volume
 
 from .panel import Action, NodeInput, StudioPanel
+from .tasks import error_text
 
 #: Slicer's window/level presets (Volumes module), (window, level).
 PRESETS: Dict[str, Tuple[float, float]] = {
@@ -95,29 +97,65 @@ class VolumesLib:
             return self.load_scene(path)
         return [self.add_volume(self.read(path))]
 
-    def load_scene(self, path: os.PathLike, shown_name: Optional[str] = None) -> list:
-        """Add the nodes of a Slicer .mrb scene to this scene; returns its new scalar volume nodes."""
+    @staticmethod
+    def unpack_scene(path: os.PathLike, shown_name: Optional[str] = None, max_bytes: Optional[int] = None,
+                     confine: bool = True) -> Path:
+        """Unpack a Slicer .mrb into a new temporary folder; returns its .mrml (no MRML: any thread).
+
+        ``confine``: refuse a scene whose nodes (or whose headers) name files outside the bundle
+        (:func:`medsynth.references.check_upload_folder`) - for files that come from outside.
+        ``max_bytes``: refuse a bundle that unpacks to more than this.  On error nothing is left.
+        """
         import zipfile
 
+        from medsynth.references import check_upload_folder
+
         shown = shown_name or Path(path).name
+        tmp = tempfile.mkdtemp(prefix="medsynth-mrb-")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = archive.infolist()
+                size = sum(m.file_size for m in members)
+                if max_bytes is not None and (size > max_bytes or len(members) > 100_000):
+                    raise InputError(f"cannot load '{shown}': it unpacks to {size / 1024 ** 2:.0f} MB, "
+                                     f"more than {max_bytes / 1024 ** 2:.0f} MB")
+                archive.extractall(tmp)  # zipfile drops absolute and '..' parts of member names
+            mrml = next(iter(sorted(Path(tmp).rglob("*.mrml"))), None)
+            if mrml is None:
+                raise InputError(f"cannot load '{shown}': no .mrml scene inside the .mrb")
+            if confine:
+                check_upload_folder(tmp, shown=shown)
+            return mrml
+        except zipfile.BadZipFile:
+            _remove_tree(tmp)
+            raise InputError(f"cannot load '{shown}': not a readable Slicer scene (.mrb is a zip file)") from None
+        except BaseException:
+            _remove_tree(tmp)
+            raise
+
+    def load_scene(self, path: os.PathLike, shown_name: Optional[str] = None) -> list:
+        """Add the nodes of a Slicer scene to this scene; returns its new scalar volume nodes.
+
+        ``path``: a .mrb file (unpacked here), or a .mrml that :meth:`unpack_scene` made (its
+        temporary folder is removed afterwards).
+        """
+        shown = shown_name or Path(path).name
+        mrml = Path(path) if suffix_of(str(path)) == ".mrml" else self.unpack_scene(path, shown, confine=False)
         before = {n.GetID() for n in self._scalar_volumes()}
         count = self.scene.GetNumberOfNodes()
         url = self.scene.GetURL()
+        # the folder unpack_scene made (only that one is removed: a user's own .mrml folder never is)
+        tmp = next((p for p in mrml.parents if p.name.startswith("medsynth-mrb-")
+                    and p.parent == Path(tempfile.gettempdir())), None)
         try:
-            with tempfile.TemporaryDirectory(prefix="medsynth-mrb-") as tmp:
-                with zipfile.ZipFile(path) as archive:
-                    archive.extractall(tmp)  # zipfile drops absolute and '..' parts of member names
-                mrml = next(iter(sorted(Path(tmp).rglob("*.mrml"))), None)
-                if mrml is None:
-                    raise InputError(f"cannot load '{shown}': no .mrml scene inside the .mrb")
-                self.scene.SetURL(str(mrml))
-                # Import() reports 0 for a scene without Slicer's IO logics even when the nodes came in
-                if not self.scene.Import() and self.scene.GetNumberOfNodes() == count:
-                    raise InputError(f"cannot load '{shown}': Slicer could not import the scene")
-        except zipfile.BadZipFile:
-            raise InputError(f"cannot load '{shown}': not a readable Slicer scene (.mrb is a zip file)") from None
+            self.scene.SetURL(str(mrml))
+            # Import() reports 0 for a scene without Slicer's IO logics even when the nodes came in
+            if not self.scene.Import() and self.scene.GetNumberOfNodes() == count:
+                raise InputError(f"cannot load '{shown}': Slicer could not import the scene")
         finally:
             self.scene.SetURL(url or "")
+            if tmp is not None:
+                _remove_tree(str(tmp))
         return [n for n in self._scalar_volumes() if n.GetID() not in before]
 
     def _scalar_volumes(self) -> list:
@@ -238,7 +276,7 @@ class VolumesPanel(StudioPanel):
 
     def __init__(self, studio) -> None:
         super().__init__(studio)
-        self._upload_files: List[dict] = []
+        self._upload: Optional[dict] = None
         self._shown_volume_id = ""
 
     # ------------------------------------------------------------------ live
@@ -324,30 +362,46 @@ class VolumesPanel(StudioPanel):
 
     # ------------------------------------------------------------------ upload
     def load_task(self, files: Sequence[dict]) -> Tuple[Callable, Callable]:
-        """The long action for uploaded files (dicts with ``name`` and ``content``): compute + on_done."""
+        """The long action for files given in memory (dicts with ``name`` and ``content``): compute + on_done."""
         from trame.app.file_upload import ClientFile
 
         uploads = [ClientFile(f) for f in files]
-        if not uploads:
-            raise InputError("no file received")
-        for upload in uploads:
-            VolumesLib.check_loadable(upload.name or "")
-            if upload.is_empty or not upload.content:
-                raise InputError(f"cannot load '{upload.name}': the file is empty")
+        entries = check_upload_names([(u.name or "", len(u.content or b"")) for u in uploads],
+                                     self.studio.max_upload_bytes)
         tmp = tempfile.mkdtemp(prefix="medsynth-upload-")
+
+        def write() -> None:
+            for (_name, safe), upload in zip(entries, uploads):
+                (Path(tmp) / safe).write_bytes(upload.content)
+
+        return self.folder_task(tmp, entries, prepare=write)
+
+    def folder_task(self, folder: str, entries: Sequence[Tuple[str, str]],
+                    prepare: Optional[Callable[[], None]] = None) -> Tuple[Callable, Callable]:
+        """Load received files from ``folder`` (``entries``: (name as sent, file name in the folder)).
+
+        Every header and scene must be self-contained (:func:`medsynth.references.check_upload_folder`);
+        the folder is removed afterwards, whatever happens.
+        """
+        from medsynth.references import check_upload_folder
+
+        limit = self.studio.max_upload_bytes
 
         def compute(progress, cancel: CancelToken):
             reporter = Reporter(progress, cancel)
+            if prepare is not None:
+                prepare()
+            check_upload_folder(folder)
+            loadable = [(name, safe) for name, safe in entries if suffix_of(name) in VOLUME_SUFFIXES + SCENE_SUFFIXES]
             out = []
-            for n, upload in enumerate(uploads):
-                sub = reporter.sub(n / len(uploads), (n + 1) / len(uploads))
-                path = Path(tmp) / _safe_name(upload.name)
-                path.write_bytes(upload.content)
-                if suffix_of(upload.name) in SCENE_SUFFIXES:
-                    out.append((upload.name, path))  # scenes are read on the main thread
+            for n, (name, safe) in enumerate(loadable):
+                sub = reporter.sub(n / len(loadable), (n + 1) / len(loadable))
+                path = Path(folder) / safe
+                if suffix_of(name) in SCENE_SUFFIXES:
+                    out.append((name, self.logic.unpack_scene(path, name, max_bytes=4 * limit)))  # read on the main thread
                 else:
-                    out.append((upload.name, VolumesLib.read(path, upload.name, sub)))
-                sub.step(1.0, f"loaded {upload.name}")
+                    out.append((name, VolumesLib.read(path, name, sub)))
+                sub.step(1.0, f"loaded {name}")
             return out
 
         def on_done(results) -> None:
@@ -361,50 +415,125 @@ class VolumesPanel(StudioPanel):
                 if nodes:
                     self.select_node("volume", nodes[-1])
             finally:
-                _remove_tree(tmp)
+                _remove_tree(folder)
 
         def compute_and_clean(progress, cancel):
             try:
                 return compute(progress, cancel)
             except BaseException:
-                _remove_tree(tmp)
+                _remove_tree(folder)
                 raise
 
         return compute_and_clean, on_done
 
     def load_uploads(self, files: Sequence[dict]):
-        """Start loading uploaded files as a long action; a bad file shows an error in the panel."""
+        """Start loading files given in memory as a long action; a bad file shows an error in the panel."""
         self.show_error("")
         try:
             compute, on_done = self.load_task(files)
         except Exception as exc:  # noqa: BLE001 - shown in the page
-            from .tasks import error_text
-
             self.show_error(error_text(exc))
             return None
         names = ", ".join(f.get("name", "?") for f in files)
         return self.tasks.start(compute, on_done, f"Loading {names}")
 
-    async def _on_upload_chunk(self, files: List[dict]) -> None:
-        if files:
-            self._upload_files.extend(files)
-            return
-        files, self._upload_files = self._upload_files, []
-        if files:
-            task = self.load_uploads(files)
-            if task is not None:
-                await task
+    # The browser sends an upload in pieces (www/upload.js): begin -> chunk ... -> end.  Each piece is
+    # written to disk at once, so the server's memory does not grow with the file; the sizes announced
+    # at the start are checked against the limit before any byte is sent, and again as pieces arrive.
+    def upload_begin(self, meta: Sequence[dict]) -> dict:
+        """Start an upload of files announced as ``[{name, size}]``: ``{id, chunk}`` or ``{error}``."""
+        self.show_error("")
+        self.upload_abort()
+        try:
+            if not isinstance(meta, (list, tuple)):
+                raise InputError("no file received")
+            announced = [(str(m.get("name", "")), m.get("size")) for m in meta if isinstance(m, dict)]
+            if len(announced) != len(meta):
+                raise InputError("no file received")
+            entries = check_upload_names(announced, self.studio.max_upload_bytes)
+        except InputError as exc:
+            self.show_error(error_text(exc))
+            return {"error": error_text(exc)}
+        folder = tempfile.mkdtemp(prefix="medsynth-upload-")
+        self._upload = {
+            "id": uuid.uuid4().hex,
+            "folder": folder,
+            "entries": entries,
+            "sizes": [int(size) for _name, size in announced],
+            "written": [0] * len(entries),
+        }
+        for _name, safe in entries:
+            (Path(folder) / safe).touch()
+        return {"id": self._upload["id"], "chunk": UPLOAD_CHUNK_BYTES}
 
-    def _on_upload_end(self, status: str, message: Optional[str] = None) -> None:
-        if status != "success":
-            self.show_error(f"upload failed: {message or 'the browser could not send the file'}")
+    def upload_chunk(self, upload_id: str, index: int, offset: int, piece: Any) -> Any:
+        """Append one piece (a browser File or bytes) at ``offset`` of file ``index``: True or ``{error}``."""
+        up = self._upload
+        try:
+            if up is None or upload_id != up["id"]:
+                raise InputError("upload refused: no upload in progress (start again)")
+            content = piece.get("content") if isinstance(piece, dict) else piece
+            if isinstance(content, list):
+                content = b"".join(content)
+            if not isinstance(content, (bytes, bytearray)) or not isinstance(index, int) or not isinstance(offset, int):
+                raise InputError("upload refused: malformed piece")
+            if not 0 <= index < len(up["entries"]) or offset != up["written"][index]:
+                raise InputError("upload refused: pieces out of order")
+            if up["written"][index] + len(content) > up["sizes"][index] or len(content) > UPLOAD_CHUNK_BYTES:
+                raise InputError(f"upload refused: '{up['entries'][index][0]}' is larger than announced")
+            with open(Path(up["folder"]) / up["entries"][index][1], "ab") as f:
+                f.write(content)
+            up["written"][index] += len(content)
+            return True
+        except InputError as exc:
+            self.upload_abort()
+            self.show_error(error_text(exc))
+            return {"error": error_text(exc)}
+
+    def upload_end(self, upload_id: str):
+        """All pieces sent: check the files and load them (a long action)."""
+        up = self._upload
+        if up is None or upload_id != up["id"]:
+            self.show_error("upload refused: no upload in progress (start again)")
+            return None
+        self._upload = None
+        missing = [name for (name, _safe), size, got in zip(up["entries"], up["sizes"], up["written"]) if got != size]
+        if missing:
+            _remove_tree(up["folder"])
+            self.show_error(f"upload incomplete: {', '.join(missing)}")
+            return None
+        compute, on_done = self.folder_task(up["folder"], up["entries"])
+        names = ", ".join(name for name, _safe in up["entries"])
+        return self.tasks.start(compute, on_done, f"Loading {names}")
+
+    def upload_abort(self, upload_id: Optional[str] = None) -> None:
+        """Drop the upload in progress and what it wrote."""
+        up = self._upload
+        if up is not None and (upload_id is None or upload_id == up["id"]):
+            self._upload = None
+            _remove_tree(up["folder"])
+
+    async def _on_upload_end(self, upload_id: str) -> None:
+        task = self.upload_end(upload_id)
+        if task is not None:
+            await task
+
+    def _on_upload_done(self, status: str, message: Optional[str] = None) -> None:
+        if status != "success" and message:
+            self.show_error(f"upload failed: {message}")
 
     def build_extra(self) -> None:
         from trame.widgets import vuetify3 as v3
 
-        server = self.studio.server
-        chunk = server.controller.trigger_name(self._on_upload_chunk)
-        end = server.controller.trigger_name(self._on_upload_end)
+        ctrl = self.studio.server.controller
+        triggers = {
+            "begin": ctrl.trigger_name(self.upload_begin),
+            "chunk": ctrl.trigger_name(self.upload_chunk),
+            "end": ctrl.trigger_name(self._on_upload_end),
+            "abort": ctrl.trigger_name(self.upload_abort),
+        }
+        done = ctrl.trigger_name(self._on_upload_done)
+        js_triggers = "{ " + ", ".join(f"{k}: '{v}'" for k, v in triggers.items()) + " }"
         v3.VFileInput(
             label="Load a volume (.nii.gz .nrrd .mha .mrb)",
             multiple=True,
@@ -415,11 +544,50 @@ class VolumesPanel(StudioPanel):
             disabled=(self.key("busy"),),
             classes="mt-2 medsynth-upload",
             change=(
-                "window.load_files_by_chunks($event.target.files, "
-                f"{{ trigger_name: '{chunk}' }})"
-                f".then(({{ status, errorMsg }}) => trigger('{end}', [status ? 'success' : 'failure', errorMsg]))"
+                f"window.medsynth_upload($event.target.files, {js_triggers})"
+                f".then(({{ status, errorMsg }}) => trigger('{done}', [status ? 'success' : 'failure', errorMsg]))"
             ),
         )
+
+
+#: Size of the pieces the browser sends an upload in.
+UPLOAD_CHUNK_BYTES = 2 * 1024 * 1024
+#: Files that may come with a header (.mhd/.nhdr name them); they are not loaded on their own.
+DATA_FILE_SUFFIXES = (".raw", ".zraw", ".raw.gz", ".img", ".dat")
+
+
+def check_upload_names(files: Sequence[Tuple[str, Any]], max_bytes: int) -> List[Tuple[str, str]]:
+    """Check the names and sizes of files about to be received: [(name, file name on disk)].
+
+    At least one loadable file; the others may be data files of a header; no two files with the
+    same name on disk; every size known, none empty, all together at most ``max_bytes``.
+    """
+    if not files:
+        raise InputError("no file received")
+    entries: List[Tuple[str, str]] = []
+    total = 0
+    for name, size in files:
+        name = os.path.basename(str(name or "").replace("\\", "/"))
+        suffix = suffix_of(name)
+        if suffix not in VOLUME_SUFFIXES + SCENE_SUFFIXES + DATA_FILE_SUFFIXES:
+            VolumesLib.check_loadable(name)  # raises, naming what is supported
+        if not isinstance(size, (int, float)) or size != size or size < 0:
+            raise InputError(f"cannot load '{name}': its size is unknown")
+        if size == 0:
+            raise InputError(f"cannot load '{name}': the file is empty")
+        total += int(size)
+        safe = _safe_name(name)
+        if any(safe == other for _n, other in entries):
+            raise InputError(f"cannot load two files named '{name}' at once")
+        entries.append((name, safe))
+    if total > max_bytes:
+        raise InputError(
+            f"upload refused: {total / 1024 ** 2:.1f} MB is more than this studio accepts "
+            f"({max_bytes / 1024 ** 2:.0f} MB; medsynth studio --max-upload-mb)"
+        )
+    if not any(suffix_of(name) in VOLUME_SUFFIXES + SCENE_SUFFIXES for name, _safe in entries):
+        VolumesLib.check_loadable(entries[0][0])
+    return entries
 
 
 def _remove_tree(path: str) -> None:

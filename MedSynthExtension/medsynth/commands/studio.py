@@ -17,7 +17,13 @@ def run(args) -> int:
             f"medsynth studio needs trame-slicer and slicer-core ({exc}); "
             "install them with: pip install 'trame-slicer[standalone]==2.0.0' (or run ./run.sh setup)"
         ) from None
-    return main(host=args.host, port=args.port, data=args.data or (), open_browser=args.open_browser)
+    limit = args.max_upload_mb
+    if limit is not None and not (limit == limit and 0 < limit < float("inf")):
+        raise MedSynthError(f"--max-upload-mb must be a positive number of megabytes, not {limit!r}")
+    if not 0 <= args.port <= 65535:
+        raise MedSynthError(f"--port must be 0..65535, not {args.port}")
+    return main(host=args.host, port=args.port, data=args.data or (), open_browser=args.open_browser,
+                max_upload_mb=limit)
 
 
 def register(sub) -> None:
@@ -25,13 +31,18 @@ def register(sub) -> None:
         "studio",
         help="web app: Slicer's views and the MedSynth panels in a browser",
         description="Start MedSynth Studio (Slicer's own views over the real MRML scene, in a browser). "
-        "Loads the sample data when no file is given and prints the address.",
+        "Loads the sample data when no file is given and prints the address, which holds a random token made "
+        "for this launch: only a page opened from that address can connect.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; another address warns: the studio "
+                   "can read the files it loads, so only whoever has the printed address with its token may connect)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument(
         "--data", nargs="+", metavar="FILE", default=None,
         help="volumes (.nii.gz, .nrrd, .mha, DICOM folder) or .mrb scenes to load instead of the sample data",
     )
+    p.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
+                   help="largest upload accepted from the page, all files together (default 2048)")
     p.add_argument("--open-browser", action="store_true", help="open the system browser on the address")
     p.set_defaults(func=run)
