@@ -6,6 +6,7 @@ checked: ONNX Runtime and torch are run on the same random input and must agree.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -15,6 +16,67 @@ from .errors import ModelError
 from .runtime import ModelEntry, sha256_of, write_manifest_entry
 
 OPSET = 17
+
+
+# --------------------------------------------------------------------------- training checkpoints
+def plain_checkpoint(obj: Any, where: str = "checkpoint") -> Any:
+    """``obj`` with numpy values as Python numbers or lists and paths as strings, so that it loads with
+    ``torch.load(weights_only=True)``: only tensors and plain types (dict, list, tuple, str, int, float,
+    bool, None) are kept; anything else is refused here, when saving, not when loading."""
+    import torch
+
+    if obj is None or type(obj) in (bool, int, float, str) or isinstance(obj, (torch.Tensor, torch.dtype,
+                                                                             torch.Size)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (str, bool, int, float)):  # subclasses such as torch.__version__ (TorchVersion)
+        return next(t for t in (str, bool, int, float) if isinstance(obj, t))(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: plain_checkpoint(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain_checkpoint(v, f"{where}[{i}]") for i, v in enumerate(obj))
+    raise TypeError(f"{where} is a {type(obj).__name__}; checkpoints hold only tensors and plain types")
+
+
+def save_checkpoint_file(obj: Dict[str, Any], path: Path) -> Path:
+    """Write ``obj`` (tensors and plain types, see :func:`plain_checkpoint`) to ``path`` atomically."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(plain_checkpoint(obj), str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint_file(path: Path) -> Dict[str, Any]:
+    """A training checkpoint, read with ``torch.load(weights_only=True)`` (tensors and plain types only:
+    loading never runs code stored in the file)."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint {path} is missing")
+    try:
+        ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else type(exc).__name__)
+        raise ModelError(
+            f"checkpoint {path} cannot be read with weights_only=True (damaged, not a torch checkpoint, or one "
+            f"that holds Python objects): {why[:300]}"
+        ) from None
+    if not isinstance(ck, dict):
+        raise ModelError(f"checkpoint {path} holds a {type(ck).__name__}, not a dict")
+    return ck
 
 
 def _shape_spec(shape: Sequence[int], dynamic: Dict[int, str]) -> List[Any]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import shlex
 import sys
 import time
@@ -192,20 +191,15 @@ def _device_name(device: str) -> str:
 
 
 def save_checkpoint(ckpt: Dict[str, Any], folder: Path) -> Path:
-    import torch
+    from ..export import save_checkpoint_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{ckpt['model_id']}.pt"
-    tmp = folder / f".{ckpt['model_id']}.partial.pt"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_checkpoint_file(ckpt, Path(folder) / f"{ckpt['model_id']}.pt")
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:
-    import torch
+    from ..export import load_checkpoint_file
 
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return load_checkpoint_file(path)  # torch.load(weights_only=True): tensors and plain types only
 
 
 def generator_of(ckpt: Dict[str, Any]):

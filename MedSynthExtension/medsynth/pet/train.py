@@ -508,12 +508,9 @@ def _checkpoint(G, F, args, meta, split, history, done, seconds, lam) -> Dict[st
 
 
 def _save(ck: Dict[str, Any], folder: Path) -> Path:
-    import torch
+    from ..export import save_checkpoint_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (".partial." + CHECKPOINT)
-    torch.save(ck, str(tmp))
-    os.replace(tmp, folder / CHECKPOINT)
+    save_checkpoint_file(ck, folder / CHECKPOINT)  # tensors and plain types: loads with weights_only=True
     (folder / "train_log.json").write_text(
         json.dumps({"training": ck["training"], "history": ck["history"]}, indent=2) + "\n"
     )
@@ -537,7 +534,9 @@ def export(ckpt_path: Path, out: Path, args: argparse.Namespace, log: Log = prin
     from .nets import build_generator, count_parameters
     from .synthesis import CROP, CROP_SHAPE, NORMALISATION
 
-    ck = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+    from ..export import load_checkpoint_file
+
+    ck = load_checkpoint_file(ckpt_path)  # torch.load(weights_only=True)
     tr = ck["training"]
     out = Path(out)
     command = _training_command(ck)

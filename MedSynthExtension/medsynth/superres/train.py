@@ -179,7 +179,9 @@ def load_weights(model, path: Path) -> None:
             for init in onnx.load(str(file)).graph.initializer:
                 state[prefix + init.name] = torch.from_numpy(numpy_helper.to_array(init).copy())
     else:
-        state = torch.load(str(path), map_location="cpu")["state_dict"]
+        from ..export import load_checkpoint_file
+
+        state = load_checkpoint_file(path)["state_dict"]  # torch.load(weights_only=True)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
@@ -417,9 +419,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     model, cfg, steps, seconds = train(args)
     print(f"trained in {seconds:.0f} s")
     if args.checkpoint:
-        import torch
+        from ..export import save_checkpoint_file
 
-        torch.save({"config": model.config, "state_dict": model.state_dict()}, args.checkpoint)
+        save_checkpoint_file({"config": model.config, "state_dict": model.state_dict()}, Path(args.checkpoint))
     entry, decoder = export(model, folder, model_id, command, cfg, seconds, steps)
     if previous:
         tr = entry.extra["training"]
