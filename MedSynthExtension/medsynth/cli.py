@@ -23,14 +23,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_LINE_OPEN = False  # whether progress_printer left an unfinished (carriage-return) line on stderr
+
+
 def progress_printer(fraction: float, message: str) -> None:
     """Progress for terminals: one rewritten line on stderr."""
+    global _LINE_OPEN
     end = "\n" if fraction >= 1.0 else ""
     sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message[:70]:<70}{end}")
     sys.stderr.flush()
+    _LINE_OPEN = not end
+
+
+def _say(text: str) -> None:
+    """A message on stderr that starts on a line of its own (after an unfinished progress line)."""
+    global _LINE_OPEN
+    sys.stderr.write(("\n" if _LINE_OPEN else "") + text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+    _LINE_OPEN = False
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed and on which file."""
+    what = exc.strerror or exc.__class__.__name__
+    names = [n for n in (exc.filename, exc.filename2) if n]
+    return f"{what}: {' -> '.join(map(str, names))}" if names else str(exc) or what
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run one command. Exit status: 0 done; 2 bad input or an error of the system (a file that cannot be read or
+    written, a full disk: one line on stderr, no traceback, no output left); 130 cancelled or interrupted (Ctrl-C),
+    no output left. Any other exception is a bug in MedSynth and keeps its traceback."""
+    global _LINE_OPEN
+    _LINE_OPEN = False
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.device:
@@ -40,13 +65,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except Cancelled:
-        sys.stderr.write("\ncancelled; no output written\n")
+        _say("cancelled; no output written")
         return 130
     except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted; no output written\n")
+        _say("interrupted; no output written")
         return 130
     except MedSynthError as exc:
-        sys.stderr.write(f"medsynth {args.command}: error: {exc}\n")
+        _say(f"medsynth {args.command}: error: {exc}")
+        return 2
+    except OSError as exc:
+        _say(f"medsynth {args.command}: error: {_os_message(exc)}")
         return 2
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
 
@@ -127,6 +126,8 @@ def read_volume(
             )
         if p.stat().st_size == 0:
             raise InputError(f"file is empty: {p}")
+        if suf in (".nii", ".nii.gz"):
+            check_nifti_file(p, check_finite=check_finite)
         try:
             image = sitk.ReadImage(str(p))
         except RuntimeError as exc:
@@ -157,16 +158,24 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     return {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
 
 
+class MultipleSeriesError(InputError):
+    """A DICOM folder holds several series and none was chosen. The message names no option: a command that can
+    choose a series (``convert --series``) adds its own hint."""
+
+    def __init__(self, folder: Path, uids: List[str]) -> None:
+        self.folder, self.uids = folder, list(uids)
+        super().__init__(
+            f"folder {folder} holds {len(uids)} DICOM series ({', '.join(uids)}); give a folder that holds one series"
+        )
+
+
 def _read_dicom_series(folder: Path, series_uid: Optional[str]) -> sitk.Image:
     uids = list_dicom_series(folder)
     if not uids:
         raise InputError(f"no DICOM series found in folder {folder}")
     if series_uid is None:
         if len(uids) > 1:
-            raise InputError(
-                f"folder {folder} holds {len(uids)} DICOM series; choose one with series_uid (--series): "
-                + ", ".join(uids)
-            )
+            raise MultipleSeriesError(folder, uids)
         series_uid = uids[0]
     elif series_uid not in uids:
         raise InputError(f"series {series_uid} not in {folder}; found: {', '.join(uids)}")
@@ -179,6 +188,96 @@ def _read_dicom_series(folder: Path, series_uid: Optional[str]) -> sitk.Image:
         raise InputError(f"cannot read DICOM series {series_uid} in {folder}: {_first_line(exc)}") from None
 
 
+# --------------------------------------------------------------------------- NIfTI raw checks
+# SimpleITK's NIfTI reader reads a cut-short file as a mostly empty volume and turns NaN/Inf voxels into 0: the raw
+# file is checked here first (its size or complete gzip stream, and the raw values of float data).
+_NIFTI_DTYPES = {2: "u1", 4: "i2", 8: "i4", 16: "f4", 32: "c8", 64: "f8", 128: "u1", 256: "i1", 512: "u2",
+                 768: "u4", 1024: "i8", 1280: "u8", 1536: "f16", 1792: "c16", 2048: "c32", 2304: "u1"}
+
+
+def _nifti_header(head: bytes, p: Path):
+    """(endian, datatype, bitpix, dims, vox_offset) of a NIfTI-1 or NIfTI-2 header; InputError when it is none."""
+    import struct
+
+    if len(head) < 348:
+        raise InputError(f"cannot read {p}: the file is too short for a NIfTI header ({len(head)} bytes)")
+    for endian in ("<", ">"):
+        size = struct.unpack(endian + "i", head[:4])[0]
+        if size == 348:
+            datatype, bitpix = struct.unpack(endian + "hh", head[70:74])
+            dims = struct.unpack(endian + "8h", head[40:56])
+            vox_offset = struct.unpack(endian + "f", head[108:112])[0]
+            return endian, datatype, bitpix, [int(d) for d in dims], vox_offset
+        if size == 540:
+            if len(head) < 540:
+                raise InputError(f"cannot read {p}: the file is too short for a NIfTI-2 header")
+            datatype, bitpix = struct.unpack(endian + "hh", head[12:16])
+            dims = struct.unpack(endian + "8q", head[16:80])
+            vox_offset = struct.unpack(endian + "q", head[168:176])[0]
+            return endian, datatype, bitpix, [int(d) for d in dims], float(vox_offset)
+    raise InputError(f"cannot read {p}: not a NIfTI file (header size field is neither 348 nor 540)")
+
+
+def check_nifti_file(path: PathLike, check_finite: bool = True) -> None:
+    """Refuse (:class:`InputError`) a NIfTI file that is cut short (a .nii.gz whose gzip stream ends early or fails its
+    CRC; data shorter than the header's ``vox_offset + prod(dim) * bitpix / 8``) or, with ``check_finite``, whose
+    float voxels hold NaN or Inf. Streams the file once in chunks."""
+    import gzip
+    import zlib
+
+    p = Path(os.fspath(path))
+    gz = suffix_of(p) == ".nii.gz"
+    chunk = 1 << 22
+    try:
+        with (gzip.open(p, "rb") if gz else open(p, "rb")) as f:
+            head = f.read(540)
+            endian, datatype, bitpix, dims, vox_offset = _nifti_header(head, p)
+            ndim = dims[0]
+            if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1: ndim + 1]):
+                raise InputError(f"cannot read {p}: bad NIfTI dimensions {dims[1: max(ndim, 0) + 1]}")
+            nvox = int(np.prod([float(d) for d in dims[1: ndim + 1]]))
+            expected = int(vox_offset) + nvox * max(int(bitpix), 0) // 8
+            code = _NIFTI_DTYPES.get(int(datatype))
+            kind = np.dtype(code).kind if code else ""
+            float_data = check_finite and kind in "fc" and kind != ""
+            dtype = np.dtype(endian + code) if float_data else None
+            base = np.dtype(endian + {"c8": "f4", "c16": "f8", "c32": "f16"}.get(code, code)) if float_data else None
+            pos = len(head)
+            if float_data and pos > int(vox_offset):
+                f.seek(int(vox_offset))
+                pos = int(vox_offset)
+            data_end = expected
+            carry = b""
+            bad = False
+            while gz or float_data:  # a plain integer .nii needs only its size
+                block = f.read(chunk)
+                if not block:
+                    break
+                if float_data and pos + len(block) > vox_offset and pos < data_end:
+                    lo = max(int(vox_offset) - pos, 0)
+                    hi = min(data_end - pos, len(block))
+                    part = carry + block[lo:hi]
+                    usable = len(part) - len(part) % base.itemsize
+                    if usable and not bool(np.isfinite(np.frombuffer(part[:usable], dtype=base)).all()):
+                        bad = True
+                        if not gz:
+                            break  # a plain file's size is checked below without reading on
+                    carry = part[usable:]
+                pos += len(block)
+            size = pos if gz else p.stat().st_size
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputError(f"cannot read {p}: the compressed data is cut short or damaged ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if size < expected:
+        raise InputError(
+            f"cannot read {p}: the file is cut short: its header asks for {expected} bytes of header and data, "
+            f"it holds {size}"
+        )
+    if bad:
+        raise InputError(f"{p} holds NaN or infinite voxel values; replace them (e.g. by 0) before use")
+
+
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     # ITK messages start with a file/line banner; the useful part is usually the last line
@@ -188,27 +287,16 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- writing
 @contextlib.contextmanager
 def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it into place on success, delete it on failure."""
-    target = Path(os.fspath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suf = suffix_of(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem_of(target)}.partial-", suffix=suf, dir=str(target.parent))
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    """Yield a temporary path beside ``path``; rename it into place on success, delete it on failure.
 
+    Under an active :class:`medsynth.outputs.OutputPlan` that declares ``path`` the rename waits for the end of the
+    plan (all outputs of a command or none). A detached header (.mhd, .nhdr) is written with its data file under
+    their final names in a temporary folder, so the header names the final data file.
+    """
+    from .outputs import atomic_target
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_target(path) as tmp:
+        yield tmp
 
 
 def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:

@@ -10,6 +10,7 @@ the studio's web controls.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
@@ -55,8 +56,10 @@ class Param:
                 v: Any = value.strip().lower() in ("1", "true", "yes", "on")
             else:
                 v = self.kind(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"{self.name}: {value!r} is not a valid {self.kind.__name__}") from None
+        if self.kind is float and not math.isfinite(v):
+            raise InputError(f"{self.name}: {value!r} is not a finite number")
         if self.choices and v not in self.choices:
             raise InputError(f"{self.name}: {v!r} is not one of {', '.join(map(str, self.choices))}")
         if self.minimum is not None and v < self.minimum:
@@ -64,6 +67,41 @@ class Param:
         if self.maximum is not None and v > self.maximum:
             raise InputError(f"{self.name}: {v} is above the maximum {self.maximum}{self.unit and ' ' + self.unit}")
         return v
+
+
+def finite_float(text: Any) -> float:
+    """argparse ``type`` for float options: a finite number (``nan``, ``inf`` are refused with exit status 2)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def bounded_int(minimum: int, maximum: int) -> Any:
+    """argparse ``type`` for an integer option within ``[minimum, maximum]``."""
+
+    def convert(text: Any) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{minimum}..{maximum}]")
+        return value
+
+    convert.__name__ = "int"
+    return convert
+
+
+def positive_float(text: Any) -> float:
+    """argparse ``type``: a finite number above 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not above 0")
+    return value
 
 
 def defaults(params: Iterable[Param]) -> Dict[str, Any]:
@@ -91,11 +129,13 @@ def add_arguments(parser: argparse.ArgumentParser, params: Iterable[Param], skip
         if p.minimum is not None or p.maximum is not None:
             text += f" [{p.minimum:g}..{p.maximum:g}{(' ' + p.unit) if p.unit else ''}]"
         text += f" (default {p.default})"
+        text = text.replace("%", "%%")  # argparse formats help with %
         if p.kind is bool:
             parser.add_argument(p.option, dest=p.name, action=argparse.BooleanOptionalAction, default=p.default, help=text)
         else:
+            kind = finite_float if p.kind is float else p.kind
             parser.add_argument(
-                p.option, dest=p.name, type=p.kind, default=p.default, choices=p.choices or None, help=text
+                p.option, dest=p.name, type=kind, default=p.default, choices=p.choices or None, help=text
             )
 
 

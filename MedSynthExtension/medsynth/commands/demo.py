@@ -53,14 +53,24 @@ DEMO_PARTS.append(("anomaly-detection", lambda out_dir, reporter: __import__("me
 def run(args) -> int:
     from ..cli import progress_printer
 
+    from ..errors import InputError
+    from ..outputs import OutputPlan
+
+    known = [n for n, _ in DEMO_PARTS]
+    unknown = [n for n in (args.only or []) if n not in known]
+    if unknown:
+        raise InputError(f"--only: unknown part(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    plan = OutputPlan()
+    plan.folder(args.out, "--out", defer=False)  # the parts read back what they write: no deferred renames
     out_dir = Path(args.out).resolve()
     parts = [(n, f) for n, f in DEMO_PARTS if not args.only or n in args.only]
     reporter = Reporter(progress_printer)
     all_written: List[Tuple[str, List[Path]]] = []
-    for idx, (name, func) in enumerate(parts):
-        part_dir = out_dir / name
-        part_dir.mkdir(parents=True, exist_ok=True)
-        all_written.append((name, func(part_dir, reporter.sub(idx / len(parts), (idx + 1) / len(parts)))))
+    with plan:
+        for idx, (name, func) in enumerate(parts):
+            part_dir = out_dir / name
+            part_dir.mkdir(parents=True, exist_ok=True)
+            all_written.append((name, func(part_dir, reporter.sub(idx / len(parts), (idx + 1) / len(parts)))))
     reporter.step(1.0, "done")
     print(f"MedSynth demo: outputs in {out_dir}")
     for name, paths in all_written:
@@ -72,6 +82,7 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run every module on the sample data; write outputs and PNG overviews")
-    p.add_argument("--out", default="output/demo", help="output folder (default output/demo)")
+    p.add_argument("--out", default="output/demo", help="output folder (default output/demo; created when missing; "
+                   "what a failed or interrupted run added to it is removed)")
     p.add_argument("--only", nargs="*", default=None, help=f"parts to run: {', '.join(n for n, _ in DEMO_PARTS)}")
     p.set_defaults(func=run)

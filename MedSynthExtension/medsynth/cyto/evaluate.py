@@ -412,13 +412,24 @@ def _load_real(spec: str, split: str, no_split: bool):
 
 
 def run(args) -> int:
-    from ..cli import progress_printer  # noqa: F401  (kept for symmetry with the other commands)
-    from .generate import get_generator
-    from ..runtime import list_models
+    from ..outputs import JSON, OutputPlan
 
     naming = check_naming(args.naming)
     if args.count <= 0:
         raise InputError(f"--count must be at least 1, got {args.count}")
+    from .data import default_herlev_dir
+
+    plan = OutputPlan(inputs=[default_herlev_dir() if str(f).lower() == "herlev" else f
+                              for f in (args.real_train, args.real_test)])
+    plan.file(args.json, "--json", JSON)
+    with plan:
+        return _run(args, naming)
+
+
+def _run(args, naming: str) -> int:
+    from .generate import get_generator
+    from ..runtime import list_models
+
     train, train_classes = _load_real(args.real_train, "train", args.no_split)
     test, test_classes = _load_real(args.real_test, "test", args.no_split)
     if train_classes != test_classes:
@@ -455,6 +466,7 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
+    from ..params import bounded_int
     p = sub.add_parser(
         "cells",
         help="generated cervical cells vs real ones: classifier accuracy, Frechet distance, precision/recall",
@@ -466,13 +478,14 @@ def register(sub) -> None:
     )
     p.add_argument("--real-train", required=True, help="folder of class sub-folders of real training cells")
     p.add_argument("--real-test", required=True, help="folder of class sub-folders of real test cells")
-    p.add_argument("--count", type=int, default=100, help="generated cells per class on average (default 100)")
+    p.add_argument("--count", type=bounded_int(1, 10000), default=100,
+                   help="generated cells per class on average [1..10000] (default 100)")
     p.add_argument("--naming", default="bethesda", choices=("herlev", "bethesda"), help="classes of the classifier")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=bounded_int(0, 999999), default=0)
     p.add_argument("--models", default="cellgan,cellgan-baseline", help="generator models (comma separated)")
     p.add_argument("--no-augment", action="store_true", help="leave out the plain-augmentation baseline")
     p.add_argument("--no-split", action="store_true", help="use every image of the folders (no Herlev split)")
-    p.add_argument("--json", default=None, help="also write the figures as JSON")
+    p.add_argument("--json", default=None, help="also write the figures as JSON (.json)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 

@@ -205,6 +205,28 @@ def gallery(
 CSV_FIELDS = ("file", "class", "herlev_class", "naming", "seed", "model", "model_version")
 
 
+def _existing_rows(csv_path: Path) -> Dict[str, Dict[str, str]]:
+    """Rows of an existing ``cells.csv`` by file; InputError when it is a folder or not a CSV of cells."""
+    rows: Dict[str, Dict[str, str]] = {}
+    if not os.path.lexists(csv_path):
+        return rows
+    if not csv_path.is_file():
+        raise InputError(f"{csv_path} exists and is not a file; choose another output folder")
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is not None and "file" not in reader.fieldnames:
+                raise InputError(f"{csv_path} is not a cells.csv of MedSynth (no 'file' column); move it away or "
+                                 "choose another output folder")
+            for r in reader:
+                if r.get("file"):
+                    rows[r["file"]] = r
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{csv_path} cannot be read as CSV ({exc.__class__.__name__}); move it away or choose "
+                         "another output folder") from None
+    return rows
+
+
 def write_cells(
     out_dir: os.PathLike,
     cell_class: str,
@@ -225,19 +247,14 @@ def write_cells(
     count = check_count(count)
     classes = classes_for(cell_class, naming)
     rep = Reporter(progress, cancel)
+    out = Path(os.fspath(out_dir))
+    csv_path = out / "cells.csv"
+    rows = _existing_rows(csv_path)  # before minutes of work: an unreadable CSV is refused first
     gen = get_generator(model_id)
     all_cells: List[Cell] = []
     for ci, c in enumerate(classes):
         sub = rep.sub(0.8 * ci / len(classes), 0.8 * (ci + 1) / len(classes))
         all_cells += gen.generate(c, count, seed, naming, sub.progress, cancel)
-    out = Path(os.fspath(out_dir))
-    rows: Dict[str, Dict[str, str]] = {}
-    csv_path = out / "cells.csv"
-    if csv_path.is_file():
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            for r in csv.DictReader(f):
-                if r.get("file"):
-                    rows[r["file"]] = r
     written: List[Path] = []
     for n, cell in enumerate(all_cells):
         if n % 50 == 0:

@@ -8,9 +8,16 @@ def run_metaad(args) -> int:
     from ..runtime import set_device
     from .detect import detect_file
 
+    from ..outputs import JSON, PET, OutputPlan
+
     if args.device:
         set_device(args.device)
-    res = detect_file(args.fdg, args.out_map, args.report, args.space, progress_printer, abs_path=args.abs_map)
+    plan = OutputPlan(inputs=[args.fdg])
+    plan.file(args.out_map, "OUT_MAP", PET)
+    plan.file(args.abs_map, "--abs-map", PET)
+    plan.file(args.report, "--report", JSON)
+    with plan:
+        res = detect_file(args.fdg, args.out_map, args.report, args.space, progress_printer, abs_path=args.abs_map)
     s = res.report()["subject_score"]
     print(f"subject score ({s['name']}): {s['value']:.3f}; threshold {s['threshold']:.3f} "
           f"({s['threshold_rule']}): {'ABNORMAL' if s['abnormal'] else 'within normal controls'}")
@@ -27,8 +34,8 @@ def run_metaad(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("metaad", help="MetaAD anomaly map of a brain FDG PET (healthy FDG -> CFT -> FDG cycle)")
     p.add_argument("fdg", help="FDG PET volume (native or MNI space)")
-    p.add_argument("out_map", help="signed anomaly map (% of brain mean, on the input's grid): .nii.gz .nii .nrrd .mha")
-    p.add_argument("--report", help="JSON report: subject score, threshold and how it was set, regional table")
+    p.add_argument("out_map", help="signed anomaly map (%% of brain mean, on the input's grid): .nii.gz .nii .nrrd .mha")
+    p.add_argument("--report", help=".json report: subject score, threshold and how it was set, regional table")
     p.add_argument("--abs-map", help="also write the absolute anomaly map here")
     p.add_argument("--space", choices=("auto", "mni", "native"), default="auto")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None)

@@ -101,13 +101,18 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
 def run(args) -> int:
     from ..cli import progress_printer
     from ..io import atomic_output
+    from ..outputs import JSON, OutputPlan
 
-    res = evaluate_cohort(args.cohort, Reporter(progress_printer), include_training=args.include_training)
+    plan = OutputPlan(inputs=[args.cohort])
+    plan.file(args.report, "--report", JSON)
+    with plan:
+        res = evaluate_cohort(args.cohort, Reporter(progress_printer), include_training=args.include_training)
+        if args.report:
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["summary"], indent=2))
     print(f"{len(res['subjects'])} subjects in {res['seconds']:.0f} s ({res['device']}); simulated images, not real PET")
     if args.report:
-        with atomic_output(Path(args.report)) as tmp:
-            tmp.write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {args.report}")
     return 0
 
@@ -115,6 +120,6 @@ def run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("metaad", help="MetaAD vs SSM-PCA vs voxel z-score: PD vs NC AUC on a simulated cohort")
     p.add_argument("--cohort", required=True, help="simulated cohort (medsynth pet-simulate), not trained on")
-    p.add_argument("--report", help="JSON report")
+    p.add_argument("--report", help="JSON report (.json)")
     p.add_argument("--include-training", action="store_true", help="do not skip training/calibration subjects")
     p.set_defaults(func=run)

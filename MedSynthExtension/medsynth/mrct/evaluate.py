@@ -194,12 +194,19 @@ def write_card_and_metrics(folder: Path, report: Dict[str, Any], entry) -> None:
 
 def run(args) -> int:
     from ..cli import progress_printer
+    from ..io import atomic_output
+    from ..outputs import JSON, OutputPlan
 
-    report = evaluate(Path(args.models) if args.models else None, args.data, progress=progress_printer)
+    plan = OutputPlan(inputs=[args.data, args.models])
+    plan.file(args.report, "--report", JSON)
+    with plan:
+        report = evaluate(Path(args.models) if args.models else None, args.data, progress=progress_printer)
+        if args.report:
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(table(report))
     print(f"region: {report['region']}; device: {report['device']}")
     if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=2), encoding="utf-8")
         print(f"wrote {args.report}")
     if args.write_card:
         from ..runtime import get_entry
@@ -214,6 +221,6 @@ def register(sub) -> None:
     p = sub.add_parser("mr2ct", help="MR -> CT on the real MR/CT template pair (T1, T2, PD) beside two baselines")
     p.add_argument("--data", default=None, help="shared reference data folder (default ../shared/data)")
     p.add_argument("--models", default=None, help="model folder to take mr2ct from (default: the installed ones)")
-    p.add_argument("--report", default=None, help="write the JSON report here")
+    p.add_argument("--report", default=None, help="write the JSON report (.json) here")
     p.add_argument("--write-card", action="store_true", help="store the figures in the manifest and the model card")
     p.set_defaults(func=run)

@@ -45,16 +45,20 @@ def run_batch(
     progress=None,
     cancel: Optional[CancelToken] = None,
 ) -> Dict[str, Any]:
-    """Write ``count`` images (hosts taken in turn from ``images``), masks and ``annotations.json`` to ``out``."""
+    """Write ``count`` images (hosts taken in turn from ``images``), masks and ``annotations.json`` to ``out``.
+
+    Under an :class:`medsynth.outputs.OutputPlan` declaring ``out`` (as ``medsynth nodule-batch`` does) the files
+    appear only when all are written; an error or a cancel leaves none."""
     from .candidates import ct_candidates, cxr_candidates
     from .insertion import CTContext, CXRContext, _model, insert_ct_region, insert_cxr_region
 
-    if count < 1:
-        raise InputError(f"count must be at least 1, got {count}")
+    from ..params import validate
+    from .params import BATCH_PARAMS
+
+    v = validate(BATCH_PARAMS, {"count": count, "seed": seed})
+    count, seed = v["count"], v["seed"]
     files = list_hosts(Path(images))
-    out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # images/ and masks/ are made by the first write (atomic_output)
     rep = Reporter(progress, cancel)
     rng = np.random.default_rng(seed)
     space = space or SearchSpace(slider_sd=2.0)

@@ -152,6 +152,26 @@ class CTContext:
         self.looks_like_hu = bool(np.min(sample) < -500)
         self._stats: Dict[Tuple[int, int, int], Dict[str, float]] = {}
 
+    def outside_body(self, center_kji: np.ndarray) -> bool:
+        """Whether the point lies in air (below -400 HU) that reaches the border of its axial slice: outside the
+        body, where lung air does not reach."""
+        from scipy import ndimage
+
+        arr = self.volume.array
+        k, j, i = (min(max(int(round(v)), 0), n - 1) for v, n in zip(center_kji, arr.shape))
+        if not hasattr(self, "_outside"):
+            self._outside: Dict[int, np.ndarray] = {}
+        out = self._outside.get(k)
+        if out is None:
+            air = arr[k] < -400
+            lab, _ = ndimage.label(air)
+            edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+            out = np.isin(lab, edge[edge > 0])
+            if len(self._outside) > 16:
+                self._outside.clear()
+            self._outside[k] = out
+        return bool(out[j, i])
+
     def stats(self, center_kji: np.ndarray) -> Dict[str, float]:
         key = tuple(int(round(v)) for v in center_kji)
         hit = self._stats.get(key)
@@ -198,6 +218,9 @@ def _ct_info(ctx: CTContext, center_kji, spec: NoduleSpec, r: Raster, st, lung_h
         warnings.append("the image does not look like CT in Hounsfield units (no air below -500 HU); values may be off")
     elif st["hu_at_point"] > -500:
         warnings.append(f"the point is not in lung tissue: {st['hu_at_point']:.0f} HU there (lung is below -500 HU)")
+    elif ctx.outside_body(center_kji):
+        warnings.append(f"the point is in air outside the body ({st['hu_at_point']:.0f} HU, connected to the image "
+                        "border), not in lung: the nodule floats in air")
     if r.clipped:
         warnings.append("the nodule is cut by the image border: its size is smaller than requested")
     idx = np.argwhere(r.mask)

@@ -39,6 +39,13 @@ NODULE_PARAMS = (
 _BY_NAME = {p.name: p for p in NODULE_PARAMS}
 
 
+BATCH_PARAMS = (
+    Param("count", int, 10, "Images", 1, 10000, 1, help="number of images to write"),
+    Param("seed", int, 0, "Seed", 0, 2**31 - 1, 1, help="random seed of the batch (same seed, same batch)"),
+)
+"""``nodule-batch`` limits: at most 10000 images a run (a run of more is several runs with other seeds)."""
+
+
 @dataclass(frozen=True)
 class NoduleSpec:
     """Everything that defines one nodule (all validated against :data:`NODULE_PARAMS`)."""

@@ -11,10 +11,15 @@ def run_simulate(args) -> int:
     from ..progress import Reporter
     from .simulate import SIMULATE_PARAMS, read_cohort, simulate_cohort
 
+    from ..outputs import OutputPlan
+
     v = from_namespace(SIMULATE_PARAMS, args)
-    paths = simulate_cohort(
-        args.out, v["subjects"], v["pd_fraction"], v["seed"], Reporter(progress_printer), overwrite=args.overwrite
-    )
+    plan = OutputPlan()
+    plan.folder(args.out, "--out", defer=False)  # simulate_cohort stages its files itself
+    with plan:
+        paths = simulate_cohort(
+            args.out, v["subjects"], v["pd_fraction"], v["seed"], Reporter(progress_printer), overwrite=args.overwrite
+        )
     rows = read_cohort(args.out)
     n_pd = sum(r["group"] == "PD" for r in rows)
     print(f"simulated {len(rows)} subjects ({n_pd} PD, {len(rows) - n_pd} NC), seed {v['seed']}: FDG and CFT PET, MNI 2 mm")
@@ -30,24 +35,37 @@ def run_sbr(args) -> int:
     from ..progress import Reporter
     from .sbr import SBR_PARAMS, striatal_binding, write_report
 
-    v = from_namespace(SBR_PARAMS, args)
-    if args.cohort:
-        return _run_cohort_sbr(args, v)
-    if not args.cft:
-        from ..errors import InputError
+    from ..errors import InputError
+    from ..outputs import JSON, PET, OutputPlan
 
+    v = from_namespace(SBR_PARAMS, args)
+    if args.cohort and args.cft:
+        raise InputError("give a CFT volume or --cohort DIR, not both")
+    if not args.cohort and not args.cft:
         raise InputError("give a CFT volume (or --cohort DIR)")
-    volume = read_volume(args.cft)
-    result = striatal_binding(
-        volume, v["reference"], v["space"], reporter=Reporter(progress_printer), labels_in_input=bool(args.labels)
-    )
+    if args.cohort and args.labels:
+        raise InputError("--labels needs a CFT volume; with --cohort only --report is written")
+    plan = OutputPlan(inputs=[args.cft, args.cohort])
+    plan.file(args.report, "--report", JSON)
+    plan.file(args.labels, "--labels", PET)
+    if args.cohort:
+        with plan:
+            return _run_cohort_sbr(args, v)
+    written = []
+    with plan:
+        volume = read_volume(args.cft)
+        result = striatal_binding(
+            volume, v["reference"], v["space"], reporter=Reporter(progress_printer), labels_in_input=bool(args.labels)
+        )
+        if args.report:
+            written.append(write_report(result, args.report))
+        if args.labels and result.labels_in_input is not None:
+            written.append(write_volume(result.labels_in_input, args.labels))
     print(result.table())
     if result.registration:
         print(f"registered to the CFT template: r = {result.registration['correlation_with_template']:.3f}")
-    if args.report:
-        print(f"wrote {write_report(result, args.report)}")
-    if args.labels and result.labels_in_input is not None:
-        print(f"wrote {write_volume(result.labels_in_input, args.labels)}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
@@ -59,9 +77,10 @@ def _run_cohort_sbr(args, v) -> int:
     from .sbr import cohort_sbr, write_report
 
     data = cohort_sbr(args.cohort, v["reference"], v["space"], Reporter(progress_printer))
+    written = write_report(data, args.report) if args.report else None
     print(json.dumps(data["summary"], indent=2))
-    if args.report:
-        print(f"wrote {write_report(data, args.report)}")
+    if written:
+        print(f"wrote {written}")
     return 0
 
 
@@ -70,9 +89,24 @@ def run_fdg2cft(args) -> int:
 
     from ..cli import progress_printer
     from ..io import atomic_output
+    from ..outputs import JSON, PET, OutputPlan
     from .synthesis import synthesize_file
 
-    result = synthesize_file(args.input, args.output, "fdg2cft", args.space, progress=progress_printer)
+    plan = OutputPlan(inputs=[args.input])
+    plan.file(args.output, "OUT", PET)
+    plan.file(args.report, "--report", JSON)
+    with plan:
+        result = synthesize_file(args.input, args.output, "fdg2cft", args.space, progress=progress_printer)
+        summary = None
+        if args.report:
+            summary = result.summary()
+            if args.sbr:
+                from .sbr import striatal_binding
+
+                summary["sbr_synthetic_cft"] = striatal_binding(result.mni, space="mni",
+                                                                labels_in_input=False).to_dict()
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(summary, indent=2) + "\n")
     how = {"mni": "already on the MNI atlas grid", "resampled": "resampled from MNI space",
            "registered": "registered to the FDG template"}[result.space]
     print(f"wrote {args.output}: synthetic CFT ({result.units}) on the input's grid; input {how}; "
@@ -81,15 +115,6 @@ def run_fdg2cft(args) -> int:
         print(f"registration: r = {result.registration.summary()['correlation_with_template']:.3f} with the template")
     print("synthetic PET from a generator trained on simulated images (docs/pet.md); not a measurement")
     if args.report:
-        from pathlib import Path
-
-        summary = result.summary()
-        if args.sbr:
-            from .sbr import striatal_binding
-
-            summary["sbr_synthetic_cft"] = striatal_binding(result.mni, space="mni", labels_in_input=False).to_dict()
-        with atomic_output(Path(args.report)) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"wrote {args.report}")
     elif args.sbr:
         from .sbr import striatal_binding
@@ -107,7 +132,8 @@ def register(sub) -> None:
         "pet-simulate",
         help="simulate brain FDG and 11C-CFT PET pairs (normal controls and Parkinson's disease), MNI 2 mm",
     )
-    p.add_argument("--out", required=True, help="output folder (sub-NNN_fdg/cft.nii.gz and cohort.csv)")
+    p.add_argument("--out", required=True, help="output folder (sub-NNN_fdg/cft.nii.gz and cohort.csv; created when "
+                   "missing)")
     add_arguments(p, SIMULATE_PARAMS)
     p.add_argument("--overwrite", action="store_true", help="replace a cohort already in --out")
     p.set_defaults(func=run_simulate)
@@ -115,8 +141,9 @@ def register(sub) -> None:
     q = sub.add_parser("sbr", help="striatal binding ratios (caudate, anterior/posterior putamen) of a CFT PET")
     q.add_argument("cft", nargs="?", help="CFT (dopamine transporter) PET volume, in MNI space or native (registered)")
     q.add_argument("--cohort", help="instead: every CFT of a simulated cohort folder, compared with the simulated SBR")
-    q.add_argument("--report", help="write a JSON report here")
-    q.add_argument("--labels", help="write the striatal and reference regions on the input's grid here")
+    q.add_argument("--report", help="write a JSON report (.json) here")
+    q.add_argument("--labels", help="write the striatal and reference regions on the input's grid here "
+                   "(.nii.gz, .nii, .nrrd or .mha)")
     add_arguments(q, SBR_PARAMS)
     q.set_defaults(func=run_sbr)
 

@@ -312,18 +312,23 @@ def run(args) -> int:
     from ..io import atomic_output
     from ..runtime import set_device
 
+    from ..outputs import JSON, OutputPlan
+
     if args.device:
         set_device(args.device)
-    res = evaluate_cohort(args.cohort, reporter=Reporter(progress_printer), include_training=args.include_training)
+    plan = OutputPlan(inputs=[args.cohort])
+    plan.file(args.report, "--report", JSON)
+    with plan:
+        res = evaluate_cohort(args.cohort, reporter=Reporter(progress_printer), include_training=args.include_training)
+        if args.report:
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["summary"], indent=2))
     if res["skipped_training_subjects"]:
         print(f"skipped {len(res['skipped_training_subjects'])} subjects the model was trained or validated on")
     print(f"{len(res['subjects'])} subjects in {res['seconds']:.0f} s ({res['device']}); simulated images, not real PET")
     if args.report:
-        target = Path(args.report)
-        with atomic_output(target) as tmp:
-            tmp.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {target}")
+        print(f"wrote {args.report}")
     return 0
 
 
@@ -333,7 +338,7 @@ def register(sub) -> None:
         help="FDG -> CFT synthesis on a simulated cohort: PSNR/SSIM in the striatum, SBR agreement, PD vs NC AUC",
     )
     p.add_argument("--cohort", required=True, help="simulated cohort folder (medsynth pet-simulate) not trained on")
-    p.add_argument("--report", help="write the JSON report (summary and per-subject rows) here")
+    p.add_argument("--report", help="write the JSON report (.json; summary and per-subject rows) here")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None)
     p.add_argument("--include-training", action="store_true", help="do not skip subjects the model was trained on")
     p.set_defaults(func=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..outputs import PARENT_RULE, WRITABLE, OutputPlan
 from ..params import add_arguments, from_namespace
 from .params import SUPERRES_PARAMS
 
@@ -11,10 +12,13 @@ def run(args) -> int:
     from .core import superres_file
 
     values = from_namespace(SUPERRES_PARAMS, args)
-    result = superres_file(
-        args.input, args.output, values["spacing"], values["axis"], values["method"], progress=progress_printer,
-        adapt_steps=values["adapt_steps"],
-    )
+    plan = OutputPlan(inputs=[args.input])
+    plan.file(args.output, "OUT", WRITABLE)
+    with plan:
+        result = superres_file(
+            args.input, args.output, values["spacing"], values["axis"], values["method"], progress=progress_printer,
+            adapt_steps=values["adapt_steps"],
+        )
     out = args.output
     g = result.grid
     print(f"wrote {out}: {g.describe()}; {result.method} in {result.seconds:.2f} s ({result.provider})")
@@ -31,7 +35,7 @@ def register(sub) -> None:
         "stay where they were, the spacing is rounded so the span divides evenly (the exact value is printed).",
     )
     p.add_argument("input", help="input volume (NIfTI, NRRD, MHA, DICOM folder)")
-    p.add_argument("output", help="output volume; the format follows the suffix")
+    p.add_argument("output", help=f"output volume; the format follows the suffix ({PARENT_RULE})")
     add_arguments(p, SUPERRES_PARAMS)
     for action in p._actions:  # the spacing has no sensible default: ask for it
         if action.dest == "spacing":

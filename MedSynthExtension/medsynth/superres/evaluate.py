@@ -106,11 +106,24 @@ def gains(rows: List[Dict[str, object]], method: str = "sainr", over: str = "bsp
 
 
 def run(args) -> int:
+    from ..outputs import JSON, OutputPlan
+
+    if not args.factors or any(f <= 1 for f in args.factors):
+        from ..errors import InputError
+
+        raise InputError(f"--factors must be above 1 (got {' '.join(f'{f:g}' for f in args.factors or [])})")
+    plan = OutputPlan(inputs=[args.reference])
+    plan.file(args.json, "--json", JSON)
+    with plan:
+        return _run(args)
+
+
+def _run(args) -> int:
     import json
     import os
     import platform
 
-    from ..io import read_volume
+    from ..io import atomic_output, read_volume
 
     reference = read_volume(args.reference)
     methods = args.methods or list(METHODS)
@@ -127,25 +140,29 @@ def run(args) -> int:
         print("SA-INR adapted to the input minus B-spline PSNR (dB): "
               + ", ".join(f"{k} {v:+.2f}" for k, v in gains(rows, "sainr+adapt").items()))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"reference": str(args.reference), "axis": args.axis, "profile": args.profile, "rows": rows}, f, indent=2)
+        with atomic_output(args.json) as tmp:
+            tmp.write_text(json.dumps({"reference": str(args.reference), "axis": args.axis, "profile": args.profile,
+                                       "rows": rows}, indent=2), encoding="utf-8")
     return 0
 
 
 def register(sub) -> None:
+    from ..params import bounded_int, finite_float
+
     p = sub.add_parser(
         "superres",
         help="slice super-resolution: thick slices from a fine reference, PSNR/SSIM/time of each method",
     )
     p.add_argument("--reference", required=True, help="fine (high-resolution) volume")
-    p.add_argument("--factors", type=float, nargs="+", default=[2, 4, 6], help="slice spacing factors (default 2 4 6)")
+    p.add_argument("--factors", type=finite_float, nargs="+", default=[2, 4, 6],
+                   help="slice spacing factors, each above 1 (default 2 4 6)")
     p.add_argument("--axis", choices=AXIS_NAMES, default="k", help="axis made thick (default k)")
     p.add_argument("--profile", choices=PROFILES, default="box", help="slice profile (default box)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=None, help="methods (default all)")
-    p.add_argument("--adapt", type=int, default=0, metavar="STEPS",
+    p.add_argument("--adapt", type=bounded_int(0, 100000), default=0, metavar="STEPS",
                    help="also SA-INR adapted to each thick input with STEPS fine-tuning steps (needs torch; "
                    "medsynth.superres.adapt)")
-    p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    p.add_argument("--json", default=None, help="also write the rows as JSON (.json) here")
     p.set_defaults(func=run)
 
 
