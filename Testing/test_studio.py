@@ -492,6 +492,151 @@ def test_volumes_upload_task_loads_a_good_file_and_rejects_a_bad_one(context, tm
     assert "unsupported format" in context.state["volumes_error"]
 
 
+def upload_in_pieces(panel, files, chunk=None):
+    """What www/upload.js does: begin, the pieces, end (awaited).  Returns begin's answer."""
+    started = panel.upload_begin([{"name": name, "size": len(data)} for name, data in files])
+    if "error" in started:
+        return started
+    step = chunk or started["chunk"]
+    for index, (name, data) in enumerate(files):
+        for offset in range(0, len(data), step):
+            piece = {"name": name, "size": len(data[offset:offset + step]), "content": data[offset:offset + step]}
+            ok = panel.upload_chunk(started["id"], index, offset, piece)
+            if ok is not True:
+                return ok
+    run_async(lambda: panel.upload_end(started["id"]))
+    return started
+
+
+def upload_folders():
+    import tempfile
+
+    return sorted(Path(tempfile.gettempdir()).glob("medsynth-upload-*")) + sorted(
+        Path(tempfile.gettempdir()).glob("medsynth-mrb-*"))
+
+
+def test_upload_in_pieces_loads_a_file_larger_than_a_piece(context, tmp_path, monkeypatch):
+    from medsynth.io import write_volume
+    from medsynth_studio import volumes
+
+    monkeypatch.setattr(volumes, "UPLOAD_CHUNK_BYTES", 4096)
+    panel, _nodes = volumes_panel(context)
+    before = upload_folders()
+    data = write_volume(small_volume("pieces"), tmp_path / "pieces.nrrd", compress=False).read_bytes()
+    assert len(data) > 3 * 4096
+    started = upload_in_pieces(panel, [("pieces.nrrd", data)])
+    assert started.get("chunk") == 4096 and panel.tasks.last_outcome == "done", context.state["volumes_error"]
+    assert panel.node("volume").GetName() == "pieces"
+    from medsynth_mrml import volume_from_node
+
+    np.testing.assert_array_equal(volume_from_node(panel.node("volume")).array, small_volume().array)
+    assert upload_folders() == before  # the received files are removed once loaded
+
+
+def test_upload_limits_and_malformed_pieces_are_refused_and_leave_nothing(context, tmp_path):
+    panel, _nodes = volumes_panel(context)
+    n_before = context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    folders = upload_folders()
+    context.max_upload_bytes = 1000
+    answer = panel.upload_begin([{"name": "big.nii.gz", "size": 600}, {"name": "big2.nii.gz", "size": 600}])
+    assert "more than this studio accepts" in answer["error"]
+    assert "upload refused" in context.state["volumes_error"]
+    assert upload_folders() == folders  # refused before any byte was sent: no folder made
+    for meta, why in (
+        ([{"name": "notes.txt", "size": 10}], "unsupported format"),
+        ([{"name": "a.nrrd", "size": 0}], "empty"),
+        ([{"name": "a.nrrd"}], "size is unknown"),
+        ([{"name": "a.nrrd", "size": 5}, {"name": "a.nrrd", "size": 5}], "two files named"),
+        ([{"name": "data.raw", "size": 5}], "unsupported format"),  # a data file alone loads nothing
+        ("not a list", "no file received"),
+    ):
+        assert why in panel.upload_begin(meta)["error"], (meta, context.state["volumes_error"])
+    context.max_upload_bytes = 10 ** 6
+    started = panel.upload_begin([{"name": "a.nrrd", "size": 10}])
+    assert panel.upload_chunk("forged-id", 0, 0, b"x" * 10)["error"].startswith("upload refused")
+    started = panel.upload_begin([{"name": "a.nrrd", "size": 10}])
+    assert "out of order" in panel.upload_chunk(started["id"], 0, 5, b"x" * 5)["error"]
+    started = panel.upload_begin([{"name": "a.nrrd", "size": 10}])
+    assert "larger than announced" in panel.upload_chunk(started["id"], 0, 0, b"x" * 11)["error"]
+    started = panel.upload_begin([{"name": "a.nrrd", "size": 10}])
+    assert panel.upload_chunk(started["id"], 0, 0, b"x" * 4) is True
+    assert panel.upload_end(started["id"]) is None and "incomplete" in context.state["volumes_error"]
+    assert upload_folders() == folders
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
+
+
+def test_upload_of_a_header_naming_a_server_file_is_refused(context, tmp_path):
+    from medsynth.io import write_volume
+
+    panel, _nodes = volumes_panel(context)
+    n_before = context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    folders = upload_folders()
+    secret = write_volume(small_volume("secret"), tmp_path / "secret.nrrd", compress=False)
+    header, _sep, _data = secret.read_bytes().partition(b"\n\n")
+    # the header alone, naming the server's file: Slicer/ITK would read it
+    bad_nhdr = header + f"\ndata file: {tmp_path / 'secret.raw'}\n\n".encode()
+    (tmp_path / "secret.raw").write_bytes(_data)
+    bad_mhd = (b"ObjectType = Image\nNDims = 3\nDimSize = 4 1 1\nElementType = MET_UCHAR\n"
+               b"ElementDataFile = /etc/hostname\n")
+    for name, data in (("evil.nhdr", bad_nhdr), ("evil.mhd", bad_mhd), ("evil.nrrd", bad_nhdr)):
+        upload_in_pieces(panel, [(name, data)])
+        error = context.state["volumes_error"]
+        assert panel.tasks.last_outcome == "error" and "outside its own folder" in error, (name, error)
+        assert str(tmp_path) not in error and "/etc" not in error and "/tmp" not in error, error
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
+    # a header with its data file, sent together, is self-contained and loads
+    mhd = write_volume(small_volume("pair"), tmp_path / "pair.mhd")
+    raw = next(p for p in tmp_path.iterdir() if p.name.startswith("pair") and p.suffix != ".mhd")
+    upload_in_pieces(panel, [("pair.mhd", mhd.read_bytes()), (raw.name, raw.read_bytes())])
+    assert panel.tasks.last_outcome == "done", context.state["volumes_error"]
+    assert panel.node("volume").GetName() == "pair"
+    assert upload_folders() == folders
+
+
+def test_upload_of_a_scene_naming_a_file_outside_the_bundle_is_refused(context, tmp_path):
+    import zipfile
+
+    from medsynth.io import write_volume
+
+    panel, _nodes = volumes_panel(context)
+    outside = write_volume(small_volume("outside_file"), tmp_path / "outside_file.nrrd")
+    name, good = panel.logic.scene_bytes()
+    with zipfile.ZipFile(__import__("io").BytesIO(good)) as z:
+        members = {m: z.read(m) for m in z.namelist()}
+    mrml = next(m for m in members if m.endswith(".mrml"))
+    import re
+
+    text = members[mrml].decode()
+    first = re.search(r'fileName="([^"]+)"', text).group(1)
+    evil = dict(members)
+    evil[mrml] = text.replace(f'fileName="{first}"', f'fileName="{outside}"', 1).encode()
+    bad = tmp_path / "evil.mrb"
+    with zipfile.ZipFile(bad, "w") as z:
+        for member, data in evil.items():
+            z.writestr(member, data)
+    # proof that the vector is real: the same scene, loaded as a trusted local file, reads the outside file
+    from medsynth_mrml import volume_from_node
+
+    lib_nodes = panel.logic.load_scene(bad)
+    read = [volume_from_node(n).array for n in lib_nodes if n.GetImageData() is not None]
+    assert any(a.shape == small_volume().array.shape and np.array_equal(a, small_volume().array) for a in read)
+    n_before = context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")
+    folders = upload_folders()
+    upload_in_pieces(panel, [("evil.mrb", bad.read_bytes())])
+    error = context.state["volumes_error"]
+    assert panel.tasks.last_outcome == "error" and "outside the scene bundle" in error, error
+    assert str(tmp_path) not in error
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == n_before
+    assert upload_folders() == folders
+    # the untouched scene uploads and loads
+    good_path = tmp_path / "good.mrb"
+    good_path.write_bytes(good)
+    upload_in_pieces(panel, [("good.mrb", good)])
+    assert panel.tasks.last_outcome == "done", context.state["volumes_error"]
+    assert context.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") > n_before
+    assert upload_folders() == folders
+
+
 def test_volumes_downloads(context):
     panel, (mri, _ct) = volumes_panel(context)
     nii = panel.run_download("save_nifti")
