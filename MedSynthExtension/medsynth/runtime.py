@@ -101,7 +101,7 @@ class ModelEntry:
         name = d.get("id", "?")
         missing = [k for k in REQUIRED_FIELDS if k not in d]
         if missing:
-            raise ModelError(f"manifest entry {name!r} in {folder} lacks {', '.join(missing)}")
+            raise ModelError(f"{where}: entry {name!r} lacks {', '.join(missing)}")
         for k in ("id", "version", "file", "sha256"):
             if not isinstance(d[k], str) or not d[k]:
                 raise ModelError(f"{where}: field {k!r} of entry {name!r} must be a non-empty string, got {d[k]!r}")

@@ -112,7 +112,9 @@ def write_card(path: Path, entry: Any, cal: Dict[str, Any]) -> Path:
         f"inside the graph; {entry.extra.get('parameters')} parameters; "
         f"{entry.path.stat().st_size / 1e6:.1f} MB.",
         f"- Statistics in `{STATS_FILE}`: regional residual mean/SD of normal controls, the subject score's "
-        "threshold, the voxel z-score reference (NC mean/SD per voxel) and the SSM-PCA pattern.",
+        "threshold, the voxel z-score reference (NC mean/SD per voxel) and the SSM-PCA pattern. The manifest "
+        "records its sha256 (`files` -> `stats`); it is checked before every use and a changed or damaged file "
+        "is refused.",
         "",
         "## Training",
         "",

@@ -170,7 +170,9 @@ Version {facts['version']}. A small 3D variational autoencoder (MONAI `Convoluti
 out, {facts['parameters']} parameters, code = 3 attribute + {facts['latent_size']} latent dimensions) over size-
 and position-normalised nodule shapes. Shipped: the decoder `nodule-shape-vae.onnx` (latent -> {facts['grid']}^3 field),
 the encoder `nodule-shape-vae-encoder.onnx` (used only for evaluation) and `nodule-shape-vae.json`
-(latent mean, Cholesky factor of the latent covariance, slider directions). Inference needs ONNX Runtime only.
+(latent mean, Cholesky factor of the latent covariance, slider directions), a side file of the decoder whose
+sha256 the manifest records (`files` -> `latent`); it is checked before every use and a changed or damaged file
+is refused. Inference needs ONNX Runtime only.
 
 ## Intended use
 Shapes for synthetic lung nodules (MedSynth NoduleSynth: augmentation, hard-example mining, robustness tests,
