@@ -195,3 +195,10 @@ def test_tiny_training_exports_a_working_model(tmp_path):
     assert "simulated" in (out / "metaad.md").read_text()
     entry = [e for e in json.loads((out / "manifest.json").read_text())["models"] if e["id"] == "metaad-cycle"][0]
     assert entry["calibration"]["threshold"] >= 0 and "95th percentile" in entry["calibration"]["threshold_rule"]
+    # the statistics are a side file with its sha256, read back through the checked path
+    from medsynth.runtime import read_manifest, sha256_of
+
+    assert entry["files"]["stats"] == {"file": "metaad_stats.npz", "sha256": sha256_of(out / "metaad_stats.npz")}
+    assert "stats_file" not in entry
+    (back,) = [e for e in read_manifest(out) if e.id == "metaad-cycle"]
+    assert back.side_file("stats") == out / "metaad_stats.npz" and back.checksum_ok()

@@ -398,3 +398,5 @@ def test_train_shape_tiny(tmp_path):
     ids = {e.id for e in read_manifest(tmp_path)}
     assert {"nodule-shape-vae", "nodule-shape-vae-encoder"} <= ids
     assert (tmp_path / "nodule-shape-vae.md").is_file() and (tmp_path / "nodule-shape-vae.json").is_file()
+    dec = {e.id: e for e in read_manifest(tmp_path)}["nodule-shape-vae"]
+    assert dec.side_file("latent") == tmp_path / "nodule-shape-vae.json" and dec.checksum_ok()
