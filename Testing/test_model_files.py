@@ -414,3 +414,22 @@ def test_checkpoints_load_with_weights_only_and_resume(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(TypeError, match="plain types"):
         plain_checkpoint({"a": [object()]})
+
+
+def test_superres_checkpoint_resumes_with_weights_only(tmp_path):
+    torch = pytest.importorskip("torch", reason="checkpoints need torch")
+    from medsynth.export import save_checkpoint_file
+    from medsynth.superres.model import SAINR
+    from medsynth.superres.train import load_weights
+
+    torch.manual_seed(0)
+    net = SAINR(channels=8, blocks=1)
+    path = save_checkpoint_file({"config": net.config, "state_dict": net.state_dict()}, tmp_path / "sr.pt")
+    torch.manual_seed(1)
+    other = SAINR(channels=8, blocks=1)
+    assert any(not torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    load_weights(other, path)  # --init CHECKPOINT.pt
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    torch.save({"config": net.config, "state_dict": net.state_dict(), "note": Path("x")}, str(tmp_path / "obj.pt"))
+    with pytest.raises(ModelError, match="weights_only=True"):
+        load_weights(other, tmp_path / "obj.pt")

@@ -179,7 +179,10 @@ class ModelEntry:
             return f"{what} has no sha256 in the manifest ({self.folder / MANIFEST_NAME}); re-export the model"
         if not path.is_file():
             return f"{what} is missing: {path}"
-        actual = sha256_of(path)
+        try:
+            actual = sha256_of(path)
+        except OSError as exc:
+            return f"{what} cannot be read: {exc.strerror or exc} ({path})"
         if actual != spec["sha256"]:
             return (f"checksum of {what} does not hold: manifest {spec['sha256'][:12]}..., file {actual[:12]}... "
                     f"({path}); the file is damaged or was replaced")
@@ -190,8 +193,13 @@ class ModelEntry:
         out = []
         if not self.path.is_file():
             out.append(f"model file of '{self.id}' is missing: {self.path}")
-        elif sha256_of(self.path) != self.sha256:
-            out.append(f"checksum of '{self.id}' does not hold ({self.path}); the file is damaged or was replaced")
+        else:
+            try:
+                if sha256_of(self.path) != self.sha256:
+                    out.append(f"checksum of '{self.id}' does not hold ({self.path}); the file is damaged or was "
+                               "replaced")
+            except OSError as exc:
+                out.append(f"model file of '{self.id}' cannot be read: {exc.strerror or exc} ({self.path})")
         out.extend(p for p in (self._side_problem(r) for r in sorted(self.files)) if p)
         return out
 
@@ -228,7 +236,7 @@ def _read_manifest_models(path: Path) -> List[Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ModelError(f"manifest {path} is not UTF-8 text: {exc}") from None
-    except ValueError as exc:  # json.JSONDecodeError
+    except (ValueError, RecursionError) as exc:  # json.JSONDecodeError; nesting too deep
         raise ModelError(f"manifest {path} is not valid JSON: {exc}") from None
     except OSError as exc:
         raise ModelError(f"manifest {path} cannot be read: {exc.strerror or exc}") from None

@@ -91,7 +91,7 @@ def load_latent(entry: ModelEntry) -> LatentSpace:
               and latent.weights.ndim == 2 and latent.weights.shape[1] == size and len(latent.names) > 0
               and all(np.all(np.isfinite(a)) for a in (latent.mean, latent.chol, latent.weights,
                                                        latent.proj_mean, latent.proj_std)))
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError,
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, UnicodeDecodeError, RecursionError,
             np.linalg.LinAlgError) as exc:
         raise ModelError(f"latent directions of '{entry.id}' ({path}) cannot be read: "
                          f"{type(exc).__name__}: {exc}") from None
