@@ -98,6 +98,10 @@ def load_latent(entry: ModelEntry) -> LatentSpace:
     if not ok:
         raise ModelError(f"latent directions of '{entry.id}' ({path}) are inconsistent (array sizes or "
                          "non-finite values)")
+    shape = entry.inputs[0].get("shape", []) if entry.inputs else []
+    if len(shape) == 2 and isinstance(shape[1], int) and shape[1] != latent.latent_size:
+        raise ModelError(f"latent directions of '{entry.id}' ({path}) are inconsistent: {latent.latent_size} "
+                         f"latent dimensions, the decoder takes {shape[1]}")
     return latent
 
 
