@@ -55,6 +55,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help="start from these weights: a torch checkpoint (--checkpoint) or a shipped encoder ONNX "
                    "(its decoder <id>-decoder.onnx beside it); the learning rate then decays from --lr to 0 "
                    "(cosine, no warm-up)")
+    p.add_argument("--real-fold", choices=("none", "0", "1", "2", "all"), default="none",
+                   help="also train on the real scans (medsynth.superres.realdata) except those of this fold "
+                   "(all: every real scan, for the shipped model); adds realistic degradations (Rician noise, bias "
+                   "field, 8-bit quantisation)")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N",
+                   help="with --checkpoint: save the whole training state every N steps (and at a time limit)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint (model, optimiser, schedule, step and random state)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3; with --init 5e-4)")
     p.add_argument("--prepare", default=None, metavar="DIR",
                    help="only write the normalised training volumes to DIR/superres_volumes.npz (for a machine "
@@ -88,8 +96,16 @@ def train(args: argparse.Namespace, log=print):
     rng = np.random.default_rng(args.seed)
     data_dir = Path(args.data) if args.data else shared_data_dir()
     volumes = load_training_volumes(data_dir)
+    fold = getattr(args, "real_fold", "none")
+    if fold != "none":
+        from .realdata import check_folds, load_real_volumes, training_scans
+
+        check_folds()
+        scans = training_scans(None if fold == "all" else int(fold))
+        volumes.update(load_real_volumes(data_dir, scans))
+        log(f"real scans ({len(scans)}, fold {fold} held out): " + ", ".join(Path(s.file).name for s in scans))
     device = torch.device(args.device)
-    sampler = PairSampler(volumes, rng, int(cfg["patch"]), int(cfg["slices"]))
+    sampler = PairSampler(volumes, rng, int(cfg["patch"]), int(cfg["slices"]), realistic=fold != "none")
     model = SAINR(
         int(cfg["channels"]), int(cfg["blocks"]), int(cfg["att_dim"]), int(cfg["heads"]), int(cfg["hidden"]),
         int(cfg["window"]),
@@ -100,6 +116,16 @@ def train(args: argparse.Namespace, log=print):
     model.to(device)
     log(f"SA-INR: {count_parameters(model)} parameters, {steps} steps x {cfg['batch']} patches, seed {args.seed}, "
         f"{device}")
+    checkpoint = Path(args.checkpoint) if getattr(args, "checkpoint", None) else None
+    if getattr(args, "resume", False):
+        if checkpoint is None or not checkpoint.is_file():
+            raise FileNotFoundError(f"--resume needs an existing --checkpoint (got {checkpoint})")
+        from ..export import load_checkpoint_file
+
+        total = int(load_checkpoint_file(checkpoint).get("total_steps", steps))
+        if total != steps:
+            log(f"--resume: the schedule of {checkpoint} has {total} steps; continuing to step {total}")
+        steps = total
     deadline = time.perf_counter() + 60.0 * args.max_minutes if args.max_minutes else None
     lr = float(args.lr if args.lr is not None else (5e-4 if args.init else cfg["lr"]))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -107,11 +133,23 @@ def train(args: argparse.Namespace, log=print):
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 2), eta_min=lr * 0.01)
     else:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 2), pct_start=0.08)
+    start = 0
+    if getattr(args, "resume", False):
+        start = resume_state(checkpoint, model, opt, sched, rng)
+        model.to(device)
+        log(f"resumed from {checkpoint} at step {start}")
+
+    def save(step_done: int) -> None:
+        if checkpoint is not None:
+            save_training_state(checkpoint, model, opt, sched, rng, step_done, steps)
+
     t0 = time.perf_counter()
     running = 0.0
     every = max(1, min(100, steps // 5))
+    save_every = max(1, int(getattr(args, "checkpoint_every", 100) or 100))
+    done = start
     model.train()
-    for step in range(steps):
+    for step in range(start, steps):
         opt.zero_grad()
         total = accumulate_l1(model, sampler, int(cfg["batch"]), device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -121,14 +159,53 @@ def train(args: argparse.Namespace, log=print):
         if (step + 1) % every == 0:
             log(f"  step {step + 1}/{steps}: L1 {running / every:.4f} ({time.perf_counter() - t0:.0f} s)")
             running = 0.0
-        if deadline is not None and time.perf_counter() > deadline:
-            log(f"  time limit: stopped after {step + 1} of {steps} steps")
-            steps = step + 1
+        if (step + 1) % save_every == 0:
+            save(step + 1)
+        done = step + 1
+        if deadline is not None and time.perf_counter() > deadline and done < steps:
+            log(f"  time limit: stopped after {done} of {steps} steps (resume with --resume)")
+            save(done)
             break
     seconds = time.perf_counter() - t0
+    if done == steps:
+        save(steps)
     model.eval()
     model.to("cpu")
-    return model, cfg, steps, seconds
+    return model, cfg, done, seconds
+
+
+def save_training_state(path: Path, model, opt, sched, rng, step: int, total: int) -> None:
+    """The whole training state (tensors and plain types: loads with ``weights_only=True``)."""
+    import json
+
+    import torch
+
+    from ..export import save_checkpoint_file
+
+    save_checkpoint_file({
+        "config": dict(model.config), "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(), "step": int(step), "total_steps": int(total),
+        "numpy_rng": json.dumps(rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+    }, path)
+
+
+def resume_state(path: Path, model, opt, sched, rng) -> int:
+    """Load :func:`save_training_state`'s file into the objects; returns the step to continue from."""
+    import json
+
+    import torch
+
+    from ..export import load_checkpoint_file
+
+    ck = load_checkpoint_file(path)
+    if "optimizer" not in ck or "step" not in ck:
+        raise ValueError(f"{path} holds weights only, not a training state to resume")
+    model.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    rng.bit_generator.state = json.loads(ck["numpy_rng"])
+    torch.set_rng_state(ck["torch_rng"])
+    return int(ck["step"])
 
 
 def accumulate_l1(model, sampler, batch: int, device="cpu") -> float:
@@ -405,6 +482,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parts.append(f"--init {args.init}")
     if args.lr is not None:
         parts.append(f"--lr {args.lr:g}")
+    if args.real_fold != "none":
+        parts.append(f"--real-fold {args.real_fold}")
     command = " ".join(parts)
     previous = _previous_training(Path(args.init)) if args.init else None
     data_dir = Path(args.data) if args.data else shared_data_dir()
@@ -418,10 +497,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ["MEDSYNTH_TRAIN_THREADS"] = str(args.threads)
     model, cfg, steps, seconds = train(args)
     print(f"trained in {seconds:.0f} s")
-    if args.checkpoint:
-        from ..export import save_checkpoint_file
-
-        save_checkpoint_file({"config": model.config, "state_dict": model.state_dict()}, Path(args.checkpoint))
     entry, decoder = export(model, folder, model_id, command, cfg, seconds, steps)
     if previous:
         tr = entry.extra["training"]
