@@ -127,6 +127,11 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def _inode(path: Path) -> Tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
 def _probe_writable(folder: Path) -> bool:
     """Whether a file can be created in ``folder`` (tried for real: permission bits say nothing for root, a
     read-only mount or /sys)."""
@@ -188,12 +193,12 @@ class OutputPlan:
         if path is None:
             return None
         p = self._nonempty(path, label)
-        suf = _suffix(p)
-        if suffixes is not None and suf not in suffixes:
-            raise InputError(f"{label}: cannot write '{p.name}' ({suf or 'no suffix'}); use one of {', '.join(suffixes)}")
         self.check_target(p, label)
         if os.path.isdir(p):
             raise InputError(f"{label}: {p} is a folder; give a file name")
+        suf = _suffix(p)
+        if suffixes is not None and suf not in suffixes:
+            raise InputError(f"{label}: cannot write '{p.name}' ({suf or 'no suffix'}); use one of {', '.join(suffixes)}")
         for q, other in self._files:
             if _same(q, p) or _real(q) == _real(p):
                 raise InputError(f"{label}: {p} is also given as {other}; give each output its own file")
@@ -246,10 +251,28 @@ class OutputPlan:
             real = Path(_real(p))
             for d in self._input_dirs:
                 rd = _real(d)
-                if (str(real).startswith(rd.rstrip(os.sep) + os.sep)) and real.is_file():
-                    raise InputError(f"{label}: {p} is a file in the input folder {d}; write the output elsewhere")
+                inside = str(real).startswith(rd.rstrip(os.sep) + os.sep) and real.is_file()
+                if inside or (p.is_file() and _inode(p) in self._dir_inodes(d)):
+                    raise InputError(f"{label}: {p} is a file in the input folder {d} (an input of this command); "
+                                     "write the output elsewhere")
             if p.exists() and not p.is_dir() and not p.is_file():
                 raise InputError(f"{label}: {p} is not a regular file (a device or pipe); give a file name")
+
+    def _dir_inodes(self, folder: Path) -> set:
+        """(device, inode) of the files under an input folder (hard links to them are inputs too); at most
+        100000 files are looked at."""
+        cache = self.__dict__.setdefault("_inode_cache", {})
+        key = _real(folder)
+        if key not in cache:
+            found = set()
+            for root, _dirs, files in os.walk(folder):
+                for name in files:
+                    with contextlib.suppress(OSError):
+                        found.add(_inode(Path(root) / name))
+                if len(found) > 100000:
+                    break
+            cache[key] = found
+        return cache[key]
 
     def _check_parent(self, folder: Path, label: str) -> None:
         top, _missing = _nearest_existing(folder)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..outputs import PARENT_RULE, WRITABLE, OutputPlan
+from ..outputs import PARENT_RULE, VOLUME, OutputPlan
 from ..params import add_arguments, from_namespace
 from .params import SUPERRES_PARAMS
 
@@ -13,7 +13,7 @@ def run(args) -> int:
 
     values = from_namespace(SUPERRES_PARAMS, args)
     plan = OutputPlan(inputs=[args.input])
-    plan.file(args.output, "OUT", WRITABLE)
+    plan.file(args.output, "OUT", VOLUME)
     with plan:
         result = superres_file(
             args.input, args.output, values["spacing"], values["axis"], values["method"], progress=progress_printer,
