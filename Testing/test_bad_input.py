@@ -298,10 +298,10 @@ case("cells:foreign-csv", "cells --class NILM --count 2 --out {o}", r"not a cell
      make_file("cells.csv", b"a,b\n1,2\n"))
 case("cells:csv-is-folder", "cells --class NILM --count 2 --out {o}", r"cells\.csv exists and is not a file",
      make_dir("cells.csv"))
-case("cells:count-huge", "cells --class NILM --count 100000000 --out {o}/c", r"--count.*outside")
-case("cells:count-zero", "cells --class NILM --count 0 --out {o}/c", r"--count.*outside")
-case("cells:seed-negative", "cells --class NILM --count 1 --seed -1 --out {o}/c", r"--seed.*outside")
-case("cells:count-text", "cells --class NILM --count many --out {o}/c", r"not a whole number")
+case("cells:count-huge", "cells --class NILM --count 100000000 --out {o}/c", r"count.*maximum")
+case("cells:count-zero", "cells --class NILM --count 0 --out {o}/c", r"count.*minimum")
+case("cells:seed-negative", "cells --class NILM --count 1 --seed -1 --out {o}/c", r"seed.*minimum")
+case("cells:count-text", "cells --class NILM --count many --out {o}/c", r"invalid int")
 case("cells:unknown-class", "cells --class banana --count 1 --out {o}/c", r"banana")
 case("cells:unknown-naming", "cells --class NILM --naming foo --count 1 --out {o}/c", r"naming")
 case("cells:unknown-model", "cells --class NILM --count 1 --model nomodel --out {o}/c", r"nomodel")
@@ -543,7 +543,7 @@ PROCESS_CASES = [
     ("nodule {i}/ct.nrrd {o}/x.nrrd --diameter nan --ras 0 0 0", r"not a finite number"),
     ("metaad --help", None),
     ("nodule-batch --images {i}/hosts_bad --count 3 --out {o}/b", r"cut short"),
-    ("cells --class NILM --count 1 --out {o} --seed -1", r"outside"),
+    ("cells --class NILM --count 1 --out {o} --seed -1", r"seed.*minimum"),
 ]
 
 

@@ -13,7 +13,13 @@ from .errors import Cancelled, MedSynthError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medsynth", description="MedSynth: controllable medical image synthesis")
+    parser = argparse.ArgumentParser(
+        prog="medsynth",
+        description="MedSynth: controllable medical image synthesis",
+        epilog="Every command checks its output paths before any work (not an input, a suffix it can write, not a "
+        "folder, a writable place; missing parent folders are created) and writes all its outputs or none. "
+        "Exit status: 0 done; 2 bad input or a system error (one line on stderr); 130 cancelled or interrupted.",
+    )
     parser.add_argument("--version", action="version", version=f"medsynth {__version__}")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help="where models run")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..outputs import OutputPlan
-from ..params import bounded_int
 from .params import CYTO_PARAMS
 
 
@@ -36,11 +35,11 @@ def register(sub) -> None:
     )
     p.add_argument("--class", dest="cell_class", required=True,
                    help="a Herlev class (e.g. severe_dysplastic), a Bethesda category (NILM, LSIL, HSIL, carcinoma) or all")
-    p.add_argument("--count", type=bounded_int(1, 10000), required=True,
+    p.add_argument("--count", type=int, required=True,
                    help="cells to write (per class for 'all') [1..10000]")
     p.add_argument("--out", required=True, help="output folder (created when missing); all cells and cells.csv are "
                    "written, or (after an error or Ctrl-C) none")
-    p.add_argument("--seed", type=bounded_int(0, 999999), default=0, help="seed of the first cell [0..999999] (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first cell [0..999999] (default 0)")
     p.add_argument("--naming", default="bethesda", help="labels in the CSV and folder names: herlev or bethesda")
     p.add_argument("--model", default="cellgan", help="generator model id (default cellgan)")
     p.set_defaults(func=run)

@@ -153,8 +153,8 @@ class CTContext:
         self._stats: Dict[Tuple[int, int, int], Dict[str, float]] = {}
 
     def outside_body(self, center_kji: np.ndarray) -> bool:
-        """Whether the point lies in air (below -400 HU) that reaches the border of its axial slice: outside the
-        body, where lung air does not reach."""
+        """Whether the point lies in air (below -400 HU) that reaches the border of its axial slice, in a slice that
+        holds a body (at least 5 % of it above -400 HU): outside the body, where lung air does not reach."""
         from scipy import ndimage
 
         arr = self.volume.array
@@ -167,6 +167,8 @@ class CTContext:
             lab, _ = ndimage.label(air)
             edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
             out = np.isin(lab, edge[edge > 0])
+            if float(np.mean(~air)) < 0.05:  # no body in this slice (a block of lung, a phantom): nothing to say
+                out[:] = False
             if len(self._outside) > 16:
                 self._outside.clear()
             self._outside[k] = out
@@ -218,7 +220,7 @@ def _ct_info(ctx: CTContext, center_kji, spec: NoduleSpec, r: Raster, st, lung_h
         warnings.append("the image does not look like CT in Hounsfield units (no air below -500 HU); values may be off")
     elif st["hu_at_point"] > -500:
         warnings.append(f"the point is not in lung tissue: {st['hu_at_point']:.0f} HU there (lung is below -500 HU)")
-    elif ctx.outside_body(center_kji):
+    elif st["hu_at_point"] < -900 and ctx.outside_body(center_kji):
         warnings.append(f"the point is in air outside the body ({st['hu_at_point']:.0f} HU, connected to the image "
                         "border), not in lung: the nodule floats in air")
     if r.clipped:
