@@ -43,3 +43,15 @@ def test_settings_round_trip_and_apply(tmp_path):
     finally:
         Settings().apply()
     assert Settings.load({KEY_DEVICE: "quantum"}).device == "auto"  # bad stored value falls back
+
+
+def test_model_rows_list_a_broken_user_manifest_beside_the_shipped_models(tmp_path):
+    (tmp_path / "manifest.json").write_text("[1, 2, 3]")  # a JSON list, not a manifest
+    try:
+        Settings(device="cpu", user_model_folder=str(tmp_path)).apply()
+        rows = model_rows()
+    finally:
+        Settings().apply()
+    broken = [r for r in rows if r["checksum"] == "MANIFEST PROBLEM"]
+    assert len(broken) == 1 and "manifest" in broken[0]["task"]
+    assert any(r["id"] == "sainr" and r["checksum"] == "OK" for r in rows)  # the shipped models still listed

@@ -36,9 +36,14 @@ class Settings:
 
 
 def model_rows() -> List[Dict[str, Any]]:
-    """One row per known model for the settings table: id, version, task, folder, checksum state."""
+    """One row per known model for the settings table: id, version, task, folder, checksum state.
+
+    A manifest that cannot be read is a row of its own (checksum "MANIFEST PROBLEM", the reason as task),
+    not an exception: the table still lists every other model.
+    """
     rows = []
-    for entry in runtime.list_models().values():
+    entries, problems = runtime.scan_models()
+    for entry in entries.values():
         rows.append(
             {
                 "id": entry.id,
@@ -48,6 +53,8 @@ def model_rows() -> List[Dict[str, Any]]:
                 "checksum": "OK" if entry.checksum_ok() else "FAILS",
             }
         )
+    for problem in problems:
+        rows.append({"id": "-", "version": "-", "task": problem, "folder": "-", "checksum": "MANIFEST PROBLEM"})
     return rows
 
 
