@@ -15,7 +15,7 @@ import numpy as np
 
 from medsynth.params import validate
 from medsynth.progress import CancelToken, ProgressCallback
-from medsynth.superres import SuperResResult, output_grid, output_index_of_ras, superres, superres_slab
+from medsynth.superres import SuperResPreview, SuperResResult, output_grid, output_index_of_ras, superres
 from medsynth.superres.geometry import AXIS_NAMES, check_volume
 from medsynth.superres.params import SUPERRES_PARAMS
 from medsynth.volume import Volume
@@ -35,6 +35,7 @@ class SliceSuperResLogic:
         self.lastPreviewMilliseconds = float("nan")
         self._cache_key = None
         self._cache_volume: Optional[Volume] = None
+        self._preview_engine: Optional[SuperResPreview] = None  # one per cached volume: encoder features kept
 
     # ------------------------------------------------------------------ steps (the panel runs compute in a thread)
     def inputVolume(self, node: Any) -> Volume:
@@ -93,6 +94,7 @@ class SliceSuperResLogic:
         if key != self._cache_key:
             self._cache_volume = self.inputVolume(node)
             self._cache_key = key
+            self._preview_engine = None
         return self._cache_volume
 
     @staticmethod
@@ -117,8 +119,12 @@ class SliceSuperResLogic:
         volume = self._volume_cached(input_node)
         view_axis = self.view_axis(volume, normal_ras)
         index = output_index_of_ras(volume, v["spacing"], ras, view_axis, v["axis"])
-        slab = superres_slab(  # the shipped network: adapting (minutes) is for Apply only
-            volume, v["spacing"], index, view_axis, self.PREVIEW_HALF_WIDTH, v["axis"], v["method"]
+        if self._preview_engine is None or self._preview_engine.volume is not volume:
+            # kept while the input node is unchanged: a spacing or slice change re-runs only the decoder.
+            # The shipped network: adapting (minutes) is for Apply only
+            self._preview_engine = SuperResPreview(volume)
+        slab = self._preview_engine.slab(
+            v["spacing"], index, view_axis, self.PREVIEW_HALF_WIDTH, v["axis"], v["method"]
         ).volume
         if preview_node is None or self.scene.GetNodeByID(preview_node.GetID()) is None:
             preview_node = node_from_volume(self.scene, slab, reference_node=input_node, suffix="preview")
