@@ -23,7 +23,9 @@ def test_folds_keep_every_subject_group_together_and_hold_out_their_own_scans():
         test = {s.file for s in realdata.scans_in([fold])}
         assert test and train and not train & test
         assert not {s.subject for s in realdata.scans_in([fold])} & {s.subject for s in realdata.training_scans(fold)}
-    assert len(realdata.training_scans(None)) == len(realdata.REAL_SCANS)
+    shipped = {s.file for s in realdata.training_scans(None)}
+    assert shipped and not shipped & set(realdata.NOT_SHIPPED)
+    assert shipped | set(realdata.NOT_SHIPPED) == {s.file for s in realdata.REAL_SCANS}
     assert not set(realdata.EXCLUDED) & {s.file for s in realdata.REAL_SCANS}
     with pytest.raises(ValueError, match="fold must be"):
         realdata.training_scans(7)

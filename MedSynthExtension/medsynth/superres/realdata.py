@@ -51,6 +51,13 @@ EXCLUDED = {
     f"{REAL_DIR}/tcia_vsseg001_t1c_0.82mm.nii.gz": "1.5 mm slices under 0.82 mm pixels (in-plane smoothed)",
     f"{REAL_DIR}/niivue_t2w_tse_2mm_slices.nii.gz": "2 mm slices under 1 mm pixels",
 }
+#: Real scans left out of the *shipped* model (``--real-fold all``) for their terms; the fold models (evaluation
+#: only, never shipped) use them.
+NOT_SHIPPED = {
+    f"{REAL_DIR}/afni_data3_anat_brain_t1.nii.gz": "'with attribution, free for non-clinical purposes'",
+    f"{REAL_DIR}/ixi012_t1_2mm.nii.gz": "IXI CC BY-SA 3.0 (share-alike)",
+    f"{REAL_DIR}/ixi015_t1_2mm.nii.gz": "IXI CC BY-SA 3.0 (share-alike)",
+}
 THICK_CLINICAL = (
     f"{REAL_DIR}/thick_t1c_tumour1_6.5mm.nii.gz",
     f"{REAL_DIR}/thick_t1c_tumour2_6.5mm.nii.gz",
@@ -60,7 +67,8 @@ THICK_CLINICAL = (
 REAL_TERMS = (
     "Real single-subject MRI from ../shared/data/mri/real (FNNDSC SAG-anon MIT; Seg3D/SCI MIT; ARC ds004884 CC0; "
     "Lindner et al. figshare CC BY 4.0; IXI CC BY-SA 3.0; AFNI data3 'with attribution, non-clinical'; niivue demo "
-    "images BSD-2 / CC0). A model trained on them carries the IXI share-alike and the AFNI non-clinical terms."
+    "images BSD-2 / CC0). The shipped model leaves out the IXI (share-alike) and AFNI (non-clinical) scans; the "
+    "fold models used for evaluation include them and are not shipped."
 )
 
 
@@ -69,9 +77,10 @@ def scans_in(folds: Sequence[int]) -> List[RealScan]:
 
 
 def training_scans(held_out_fold) -> List[RealScan]:
-    """The scans a model for ``held_out_fold`` trains on (``None``: all, for the shipped model)."""
+    """The scans a model for ``held_out_fold`` trains on (``None``: the shipped model: every scan whose terms
+    allow shipping a model trained on it, see :data:`NOT_SHIPPED`)."""
     if held_out_fold is None:
-        return list(REAL_SCANS)
+        return [s for s in REAL_SCANS if s.file not in NOT_SHIPPED]
     if held_out_fold not in FOLDS:
         raise ValueError(f"fold must be one of {FOLDS}, got {held_out_fold!r}")
     return [s for s in REAL_SCANS if s.fold != held_out_fold]
@@ -108,5 +117,5 @@ def crop_to_foreground(arr: np.ndarray, threshold: float = 0.05, margin: int = 4
     return np.ascontiguousarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
 
 
-__all__ = ["EXCLUDED", "FOLDS", "REAL_SCANS", "REAL_TERMS", "RealScan", "THICK_CLINICAL", "check_folds",
+__all__ = ["EXCLUDED", "FOLDS", "NOT_SHIPPED", "REAL_SCANS", "REAL_TERMS", "RealScan", "THICK_CLINICAL", "check_folds",
            "crop_to_foreground", "load_real_volumes", "scans_in", "training_scans"]
