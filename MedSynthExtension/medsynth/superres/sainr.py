@@ -157,12 +157,25 @@ class SAINRRunner:
 
     # ------------------------------------------------------------------ decoder
     def _decode(self, feats: np.ndarray, d0: int, pos: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> np.ndarray:
-        lrb = self.lr[d0 : d0 + feats.shape[0], a0:a1, b0:b1][None, None]
+        """Decode output slices at ``pos`` from a block of features starting at input slice ``d0``.
+
+        Each call of the decoder gets only the input slices its positions read (the lower neighbour - 1 to
+        + 2), not the whole block: ONNX Runtime copies its inputs, and the block's features are large.  The
+        result is the same: the decoder clamps neighbour indices at the ends of what it is given, and the
+        slices cut here reach the block's ends only where the block does.
+        """
+        lr_block = self.lr[d0 : d0 + feats.shape[0], a0:a1, b0:b1]
+        n = feats.shape[0]
         per = max(1, self.decoder_voxels // max((a1 - a0) * (b1 - b0), 1))
         outs = []
         for s in range(0, pos.size, per):
-            p = (pos[s : s + per] - d0).astype(np.float32)
-            outs.append(self.model.decoder.run({"features": feats, "lr": lrb, "pos": p, "scale": self.aniso})[0][0, 0])
+            p = pos[s : s + per] - d0
+            i0 = np.minimum(np.maximum(np.floor(p), 0), n - 2)  # the lower neighbour, as the decoder takes it
+            lo, hi = max(0, int(i0.min()) - 1), min(n, int(i0.max()) + 3)
+            sub = np.ascontiguousarray(feats[lo:hi])
+            lrb = np.ascontiguousarray(lr_block[lo:hi])[None, None]
+            q = (p - lo).astype(np.float32)
+            outs.append(self.model.decoder.run({"features": sub, "lr": lrb, "pos": q, "scale": self.aniso})[0][0, 0])
         return np.concatenate(outs, axis=0)
 
     # ------------------------------------------------------------------ tiling
