@@ -84,5 +84,25 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
 
+def run() -> None:
+    """The program's entry point (``medsynth`` and ``python -m medsynth``): :func:`main`, then exit with its status.
+
+    An interrupted run exits 130 through ``os._exit`` once its cleanup is done and stdout/stderr are flushed. CPython
+    remembers a Ctrl-C that arrived while an extension module ran Python code of its own (pybind11 ``exec``, as
+    ONNX Runtime's does) and, at exit, kills the process with SIGINT even though :func:`main` caught the interrupt
+    and cleaned up; the shell would then see a signal instead of the status 130 that the help promises."""
+    status = main()
+    if status == 130:
+        import os
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()
