@@ -100,7 +100,98 @@ def test_summary_averages_within_a_subject_then_over_subjects():
     assert s["worst_gain_db"] == pytest.approx(-0.5) and s["worst_subject"] == "s2"
     assert s["ssim_higher"] == "2/3"
     assert by_contrast(_rows(), 4.0) == {"T1": 2.0, "T2": -0.5}
-    assert "| box | k | 4 | sainr-fold | 2 | +0.75 |" in format_summary([s])
+    assert "| box | k | 4 | SA-INR templates + real scans (fold model) | 2 | +0.75 |" in format_summary([s])
+
+
+def test_combine_summarises_folds_run_separately(tmp_path, capsys):
+    import json
+
+    from medsynth.superres import evaluate_real
+
+    rows = _rows()
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"command": "x", "rows": [r for r in rows if r["subject"] == "s1"]}))
+    b.write_text(json.dumps({"command": "y", "rows": [r for r in rows if r["subject"] != "s1"]}))
+    assert evaluate_real.main(["--combine", str(a), str(b)]) == 0
+    assert "| 2 | +0.75 | " in capsys.readouterr().out  # both subjects, as if run together
+    (tmp_path / "bad.json").write_text("{}")
+    assert evaluate_real.main(["--combine", str(tmp_path / "bad.json")]) == 2
+    assert "not a file written by --json" in capsys.readouterr().err
+
+
+def test_card_of_a_real_scan_model_names_its_scans_terms_and_leave_subject_out_figures(tmp_path):
+    import shutil
+
+    from medsynth.runtime import get_entry, read_manifest, write_manifest_entry
+    from medsynth.superres.evaluate_real import summarise
+    from medsynth.superres.train import write_card
+
+    for model_id in ("sainr-decoder", "sainr"):
+        entry = get_entry(model_id)
+        shutil.copy(entry.path, tmp_path / entry.file)
+        write_manifest_entry(tmp_path, entry)
+    entry = {e.id: e for e in read_manifest(tmp_path)}["sainr"]
+    lso = {"command": "python -m medsynth.superres.evaluate_real --models M", "summary": summarise(_rows())}
+    text = write_card(tmp_path, entry, None, "", "python -m medsynth.superres.train --real-fold all", lso).read_text()
+    shipped = realdata.training_scans(None)
+    assert all(s.file in text for s in shipped)
+    assert all(f"`{f}` ({why})" in text for f, why in realdata.NOT_SHIPPED.items())  # named as left out
+    assert realdata.REAL_TERMS in text and "Rician" in text
+    assert "leave-subject-out" in text and "| +0.75 |" in text and "evaluate_real --models M" in text
+    fold_card = write_card(tmp_path, entry, None, "", "python -m medsynth.superres.train --real-fold 1").read_text()
+    held = [s.file for s in realdata.scans_in([1])]
+    assert all(f"Left out: " in fold_card and f in fold_card.split("Left out: ")[1].split("\n")[0] for f in held)
+    plain = write_card(tmp_path, entry, None, "", "python -m medsynth.superres.train").read_text()
+    assert "Real scans" not in plain and realdata.REAL_TERMS not in plain and "templates only" not in plain
+
+
+@pytest.mark.parametrize("case", ["uint8", "uint16", "thick-i", "oblique", "two-slices"])
+def test_awkward_real_world_inputs_give_a_clear_result_and_leave_the_input_alone(case):
+    from medsynth.superres import superres
+
+    rng = np.random.default_rng(3)
+    arr = rng.uniform(0, 200, (6, 20, 22)).astype(np.float32)
+    spacing, axis = (1.0, 1.0, 4.0), "k"
+    if case == "uint8":
+        arr = arr.astype(np.uint8)
+    elif case == "uint16":
+        arr = (arr * 150).astype(np.uint16)
+    elif case == "thick-i":
+        arr, spacing, axis = np.ascontiguousarray(arr.transpose(1, 2, 0)), (4.0, 1.0, 1.0), "i"
+    elif case == "two-slices":
+        arr = arr[:2]
+    m = make_ijk_to_ras(spacing, (3.0, -2.0, 1.0))
+    if case == "oblique":
+        c, s_ = np.cos(0.4), np.sin(0.4)
+        m[:3, :3] = np.array([[c, -s_, 0], [s_, c, 0], [0, 0, 1]]) @ m[:3, :3]
+    vol = Volume(arr, m, name=case)
+    before, matrix = arr.copy(), m.copy()
+    res = superres(vol, 1.0, "auto", "sainr")
+    out = res.volume
+    assert np.array_equal(vol.array, before) and vol.array.dtype == before.dtype and np.array_equal(vol.ijk_to_ras, matrix)
+    assert out.array.dtype == np.float32 and np.isfinite(out.array).all()
+    assert res.grid.axis == axis  # the thick axis is found whatever its place
+    n_in = arr.shape[2 - "ijk".index(axis)]
+    assert out.array.shape[2 - "ijk".index(axis)] == 4 * (n_in - 1) + 1
+    # the same physical box: first and last output slices sit on the input's
+    assert np.allclose(out.ijk_to_ras[:3, 3], matrix[:3, 3])
+    assert np.allclose(out.ijk_to_ras[:3, :3] @ np.array(out.array.shape[::-1]) - out.ijk_to_ras[:3, :3] @ np.ones(3),
+                       matrix[:3, :3] @ np.array(arr.shape[::-1]) - matrix[:3, :3] @ np.ones(3), atol=1e-4)
+    if case == "oblique":
+        d_in = matrix[:3, :3] / np.linalg.norm(matrix[:3, :3], axis=0)
+        d_out = out.ijk_to_ras[:3, :3] / np.linalg.norm(out.ijk_to_ras[:3, :3], axis=0)
+        assert np.allclose(d_in, d_out)
+    # within the input's range but for interpolation overshoot (as cubic B-spline's)
+    lo, hi = float(before.min()), float(before.max())
+    assert out.array.min() > lo - 0.5 * (hi - lo) and out.array.max() < hi + 0.5 * (hi - lo)
+
+
+def test_one_slice_is_refused_clearly():
+    from medsynth import InputError
+    from medsynth.superres import superres
+
+    with pytest.raises(InputError, match="at least 2 slices"):
+        superres(Volume(np.ones((1, 8, 8), np.uint8), make_ijk_to_ras((1, 1, 4))), 1.0, "auto", "sainr")
 
 
 def test_leave_subject_out_evaluation_runs_each_fold_model_on_its_own_scans(tmp_path, monkeypatch):

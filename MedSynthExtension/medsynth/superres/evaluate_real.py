@@ -121,11 +121,19 @@ def by_contrast(rows: List[Dict[str, object]], factor: float, method: str = "sai
     return {c: round(statistics.mean(v), 3) for c, v in sorted(acc.items())}
 
 
+#: What the method names of the rows mean, for tables.
+METHOD_LABELS = {
+    "sainr-fold": "SA-INR templates + real scans (fold model)",
+    "sainr-shipped": "SA-INR templates only (sainr-templates)",
+}
+
+
 def format_summary(summary: List[Dict]) -> str:
     lines = ["| profile | axis | factor | method | subjects | mean gain (dB) | SD | worst subject (dB) | SSIM higher |",
              "|---|---|---:|---|---:|---:|---:|---|---:|"]
     for s in summary:
-        lines.append(f"| {s['profile']} | {s['axis']} | {s['factor']:g} | {s['method']} | {s['subjects']} | "
+        label = METHOD_LABELS.get(str(s["method"]), s["method"])
+        lines.append(f"| {s['profile']} | {s['axis']} | {s['factor']:g} | {label} | {s['subjects']} | "
                      f"{s['mean_gain_db']:+.2f} | {s['sd_gain_db']:.2f} | {s['worst_gain_db']:+.2f} "
                      f"({s['worst_subject']}) | {s['ssim_higher']} |")
     return "\n".join(lines)
@@ -163,6 +171,18 @@ def thick_figures(data_dir: Path, out_dir: Path, models: Dict[str, object], log=
     return written
 
 
+def _report(rows: List[Dict[str, object]], factors: Sequence[float], shipped: bool) -> List[Dict]:
+    """Print the summary table and the per-contrast means; return the summary."""
+    summary = summarise(rows)
+    if shipped:
+        summary += summarise(rows, "sainr-shipped")
+    print(format_summary(summary))
+    for f in factors:
+        print(f"x{f:g} mean gain over B-spline by contrast: fold models {by_contrast(rows, f)}"
+              + (f"; shipped {by_contrast(rows, f, 'sainr-shipped')}" if shipped else ""))
+    return summary
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from ..errors import MedSynthError
     from ..io import atomic_output
@@ -171,7 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .geometry import AXIS_NAMES
 
     p = argparse.ArgumentParser(prog="python -m medsynth.superres.evaluate_real", description=__doc__.splitlines()[0])
-    p.add_argument("--models", required=True, help="folder with fold0/ fold1/ fold2/ (each a model folder)")
+    p.add_argument("--models", default=None, help="folder with fold0/ fold1/ fold2/ (each a model folder)")
     p.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
     p.add_argument("--factors", type=float, nargs="+", default=[2, 4, 6])
     p.add_argument("--axes", nargs="+", choices=AXIS_NAMES, default=list(AXIS_NAMES))
@@ -182,7 +202,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--thick-figures", default=None, metavar="DIR",
                    help="instead: pictures of the natively thick clinical scans (no truth) by B-spline, the shipped "
                    "SA-INR and the model in --models (a model folder), into DIR")
+    p.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                   help="instead: summarise the rows of earlier --json files together (e.g. folds run separately)")
     args = p.parse_args(argv)
+    if args.combine:
+        rows = []
+        for name in args.combine:
+            try:
+                rows += json.loads(Path(name).read_text())["rows"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                sys.stderr.write(f"error: --combine {name}: not a file written by --json ({exc})\n")
+                return 2
+        _report(rows, sorted({float(r["factor"]) for r in rows}), any(r["method"] == "sainr-shipped" for r in rows))
+        return 0
+    if not args.models:
+        p.error("--models is required")
     if args.thick_figures:
         from ..runtime import load_entry, read_manifest
         from ..shared_data import shared_data_dir as _shared
@@ -208,13 +242,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MedSynthError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    summary = summarise(rows)
-    if not args.no_shipped:
-        summary += summarise(rows, "sainr-shipped")
-    print(format_summary(summary))
-    for f in args.factors:
-        print(f"x{f:g} mean gain over B-spline by contrast: fold models {by_contrast(rows, f)}"
-              + ("" if args.no_shipped else f"; shipped {by_contrast(rows, f, 'sainr-shipped')}"))
+    summary = _report(rows, args.factors, not args.no_shipped)
     print(f"evaluated in {time.perf_counter() - t0:.0f} s")
     if args.json:
         with atomic_output(args.json) as tmp:

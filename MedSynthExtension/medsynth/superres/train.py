@@ -48,6 +48,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--model-id", default=None, help="id in the manifest (default sainr; --tiny: sainr-tiny)")
     p.add_argument("--checkpoint", default=None, help="also save the torch weights here (not shipped)")
     p.add_argument("--card-only", action="store_true", help="only rewrite the model card from the manifest entry")
+    p.add_argument("--lso-json", nargs="+", default=None, metavar="JSON",
+                   help="with --card-only: the --json files of `python -m medsynth.superres.evaluate_real`, shown "
+                   "in the card as its leave-subject-out evaluation")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to train (export runs on CPU)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this long (the schedule "
                    "is set for --steps; a stop ends it early)")
@@ -373,8 +376,18 @@ def _center_crop(volume, n: int):
     return Volume(np.ascontiguousarray(arr), volume.ijk_to_ras.copy(), volume.name, volume.modality)
 
 
-def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command: str) -> Path:
+def _real_fold_of(command: str) -> str:
+    """The ``--real-fold`` a training command used (``none`` when it used none)."""
+    words = str(command or "").split()
+    return words[words.index("--real-fold") + 1] if "--real-fold" in words[:-1] else "none"
+
+
+def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command: str,
+               lso: Optional[dict] = None) -> Path:
+    """Write the model card. ``lso``: ``{"command": ..., "summary": [...]}`` of the leave-subject-out evaluation on
+    real scans (:mod:`.evaluate_real`), shown when given."""
     from .data import DATA_TERMS, HELD_OUT, TRAIN_FILES
+    from .realdata import FOLDS, NOT_SHIPPED, REAL_TERMS, scans_in, training_scans
 
     decoder_file = entry.folder / f"{entry.extra.get('decoder', entry.id + '-decoder')}.onnx"
     size_kb = (entry.path.stat().st_size + (decoder_file.stat().st_size if decoder_file.is_file() else 0)) / 1024
@@ -404,8 +417,22 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         "random synthetic contrasts). Pairs are made by the slice-profile model of `medsynth.superres.degrade`: "
         "thick slices with thickness = spacing, box or Gaussian (FWHM = spacing) profile, factor 2..6 along a random "
         "axis, random flips, gamma and gain changes, some noise.",
+    ]
+    fold = _real_fold_of(command)
+    if fold != "none":
+        real = training_scans(None if fold == "all" else int(fold))
+        left = ([f"`{f}` ({why})" for f, why in NOT_SHIPPED.items()] if fold == "all"
+                else [f"`{s.file}`" for s in scans_in([int(fold)])])
+        lines += [
+            f"Real scans ({len(real)} single-subject acquisitions of {len({s.subject for s in real})} subjects or "
+            "subject groups, `medsynth.superres.realdata`): " + ", ".join(f"`{s.file}` ({s.contrast})" for s in real)
+            + ". With them, realistic degradations of the thick input: a smooth bias field half the time, Rician "
+            "noise (sigma up to 4 % of the normalisation intensity) four times in five, 8-bit quantisation one "
+            "time in three. Left out: " + ", ".join(left) + ".",
+        ]
+    lines += [
         "Held out, never read by training: " + ", ".join(f"`{f}`" for f in HELD_OUT) + " (the Colin27 subject).",
-        "Terms: " + DATA_TERMS,
+        "Terms: " + DATA_TERMS + (" " + REAL_TERMS if fold != "none" else ""),
         "",
         "## Training",
         f"`{command}`",
@@ -426,12 +453,25 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         ]
     else:
         lines.append("(not evaluated in this run)")
+    if lso:
+        lines += [
+            "",
+            "## Evaluation on real subjects never trained on (leave-subject-out)",
+            f"Command: `{lso['command']}`. Folds by subject (`medsynth.superres.realdata`, {len(FOLDS)} folds): each "
+            "fold's scans are reconstructed by a model trained the same way as this one but without that fold "
+            "(`--real-fold K`); the shipped template-only model and cubic B-spline run on the same inputs. Gains are "
+            "PSNR over B-spline, averaged per subject; 'SSIM higher' counts scans.",
+            "",
+            _lso_table(lso["summary"]),
+        ]
+    trained_on = ("brain MRI: templates and " + str(len(training_scans(None if fold == "all" else int(fold))))
+                  + " real scans (T1, post-contrast T1, T2)") if fold != "none" else (
+                  "brain T1 templates and tissue maps only (few, smooth, averaged images)")
     lines += [
         "",
         "## Limits",
-        "- Trained on brain T1 templates and tissue maps only (few, smooth, averaged images): other contrasts, "
-        "organs, noise levels or real thick-slice acquisitions (slice gaps, cross-talk, motion) may be reconstructed "
-        "less well; B-spline stays available as the safe choice.",
+        f"- Trained on {trained_on}: other contrasts, organs, noise levels or real thick-slice acquisitions (slice "
+        "gaps, cross-talk, motion) may be reconstructed less well; B-spline stays available as the safe choice.",
         "- One axis at a time; in-plane resolution is not changed. Anisotropy beyond 2..6 is treated as 2 or 6.",
         "- The output is a plausible interpolation, not a measurement: it cannot recover structures thinner than "
         "the slice profile removed. Not for diagnosis.",
@@ -445,6 +485,12 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
     path = folder / (entry.card or f"{entry.id}.md")
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _lso_table(summary: List[dict]) -> str:
+    from .evaluate_real import format_summary
+
+    return format_summary(summary)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -465,7 +511,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         entry = {e.id: e for e in read_manifest(folder)}[model_id]
         rows = (entry.metrics or {}).get("rows", [])
-        print(write_card(folder, entry, entry.metrics or None, format_table(rows) if rows else "", entry.training_command))
+        lso = None
+        if args.lso_json:
+            from .evaluate_real import summarise
+
+            lso_rows, commands = [], []
+            for name in args.lso_json:
+                data = json.loads(Path(name).read_text())
+                lso_rows += data["rows"]
+                commands.append(data["command"])
+            lso = {"command": "; ".join(commands),
+                   "summary": summarise(lso_rows) + summarise(lso_rows, "sainr-shipped")}
+        print(write_card(folder, entry, entry.metrics or None, format_table(rows) if rows else "",
+                         entry.training_command, lso))
         return 0
     parts = ["python -m medsynth.superres.train", f"--out {args.out}", f"--seed {args.seed}"]
     if args.steps is not None:
