@@ -12,6 +12,7 @@ from typing import List
 EVALUATOR_MODULES: List[str] = []
 EVALUATOR_MODULES.append("medsynth.superres.evaluate")
 EVALUATOR_MODULES.append("medsynth.cyto.evaluate")
+EVALUATOR_MODULES.append("medsynth.cyto.augmentation")
 EVALUATOR_MODULES.append("medsynth.mrct.evaluate")
 EVALUATOR_MODULES.append("medsynth.pet.evaluate")
 EVALUATOR_MODULES.append("medsynth.metaad.evaluate")
