@@ -224,3 +224,29 @@ def test_leave_subject_out_evaluation_runs_each_fold_model_on_its_own_scans(tmp_
     assert evaluate_real.main(["--models", str(tmp_path / "models"), "--data", str(tmp_path), "--factors", "3",
                                "--axes", "k", "--folds", "1", "--json", str(out)]) == 0
     assert out.is_file() and "summary" in out.read_text()
+
+
+def test_gradient_gate_is_exact_where_it_decodes_and_cubic_where_flat():
+    from medsynth import InputError
+    from medsynth.superres import superres
+    from medsynth.superres.core import _runner, output_grid
+
+    rng = np.random.default_rng(5)
+    arr = rng.uniform(0, 200, (8, 30, 34)).astype(np.float32)
+    arr[:, :10, :] = 50.0  # a flat band, as background or the inside of a tissue
+    vol = Volume(arr, make_ijk_to_ras((1, 1, 4)))
+    dense = superres(vol, 1.0, "k", "sainr").volume.array
+    gated = superres(vol, 1.0, "k", "sainr", gate=0.05).volume.array
+    assert np.array_equal(gated[:, 12:, :], dense[:, 12:, :])  # decoded pixels: the very same values
+    assert np.abs(gated[:, :8, :] - 50.0).max() < 1e-3  # flat: the cubic estimate of a constant is the constant
+    assert np.abs(dense[:, :8, :] - 50.0).max() > 1e-3  # where the network alone would have added its correction
+    grid = output_grid(vol, 1.0, "k")
+    runner = _runner(vol, grid, None, gate=0.05)
+    runner.run(grid.positions())
+    decoded, total = runner.gate_counts
+    assert total == gated.size and 0.5 * total < decoded < 0.8 * total  # rows 0..8 of 30 skipped, one more grown
+    noisy = Volume(rng.uniform(0, 200, (8, 30, 34)).astype(np.float32), make_ijk_to_ras((1, 1, 4)))
+    assert np.array_equal(superres(noisy, 1.0, "k", "sainr", gate=1e-9).volume.array,
+                          superres(noisy, 1.0, "k", "sainr").volume.array)  # nothing flat: everything decoded
+    with pytest.raises(InputError, match="gate"):
+        superres(vol, 1.0, "k", "sainr", gate=float("nan"))

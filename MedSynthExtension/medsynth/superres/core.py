@@ -56,7 +56,7 @@ def _axis_first(volume: Volume, grid: SuperResGrid) -> np.ndarray:
     return np.moveaxis(arr, grid.array_axis, 0)
 
 
-def _runner(volume: Volume, grid: SuperResGrid, model, encoder_voxels=None, decoder_voxels=None):
+def _runner(volume: Volume, grid: SuperResGrid, model, encoder_voxels=None, decoder_voxels=None, gate: float = 0.0):
     from .sainr import DECODER_VOXELS, ENCODER_VOXELS, SAINRRunner, load_sainr
 
     model = model if model is not None else load_sainr()
@@ -67,6 +67,7 @@ def _runner(volume: Volume, grid: SuperResGrid, model, encoder_voxels=None, deco
         norm_scale=normalization_scale(volume.array),
         encoder_voxels=encoder_voxels or ENCODER_VOXELS,
         decoder_voxels=decoder_voxels or DECODER_VOXELS,
+        gate=gate,
     )
 
 
@@ -81,6 +82,7 @@ def superres(
     encoder_voxels: Optional[int] = None,
     decoder_voxels: Optional[int] = None,
     adapt_steps: int = 0,
+    gate: float = 0.0,
 ) -> SuperResResult:
     """Reduce the slice spacing of ``volume`` to ``spacing`` mm along ``axis`` with ``method``.
 
@@ -90,6 +92,9 @@ def superres(
     :class:`~medsynth.Cancelled` when ``cancel`` is set (nothing is returned then).
     ``encoder_voxels`` / ``decoder_voxels`` bound SA-INR's tiles (memory). ``adapt_steps`` > 0 first adapts
     SA-INR to ``volume`` (:func:`medsynth.superres.adapt.adapt_model`; needs torch and MONAI; SA-INR only).
+    ``gate`` > 0 (SA-INR whose decoder window is 0, as shipped): the gradient-guided gate; pixels whose input
+    neighbourhood varies by at most ``gate`` (intensity / the 99.5th percentile) take the cubic estimate alone
+    (:meth:`.sainr.SAINRRunner._decode_gated`; measured in ``benchmarks/bench_superres.py``). Off by default.
     """
     method = _check_method(method)
     check_volume(volume)
@@ -105,7 +110,7 @@ def superres(
 
             model = adapt_model(volume, axis, model, steps=adapt_steps, progress=reporter.sub(0.0, 0.8).step)
             reporter = reporter.sub(0.8, 1.0)
-        runner = _runner(volume, grid, model, encoder_voxels, decoder_voxels)
+        runner = _runner(volume, grid, model, encoder_voxels, decoder_voxels, gate)
         out = runner.run(grid.positions(), None, reporter)
         provider = runner.model.provider
     else:
