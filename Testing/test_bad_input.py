@@ -231,6 +231,8 @@ FILE_OUTPUTS = [
     ("eval-fdg2cft", "evaluate fdg2cft --cohort {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
     ("eval-cells", "evaluate cells --real-train {i}/cells_real --real-test {i}/cells_real --json OUTPUT", ".json",
      None),
+    ("eval-cells-aug", "evaluate cells-augmentation --real-train {i}/cells_real --real-test {i}/cells_real "
+     "--json OUTPUT", ".json", None),
     ("eval-mr2ct", "evaluate mr2ct --data {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
     ("sbr-cohort-report", "sbr --cohort {i}/cohort --report OUTPUT", ".json", "cohort/sub-001_cft.nii.gz"),
 ]
@@ -531,7 +533,7 @@ def test_every_help_text_renders() -> None:
     for name in names:
         rc, out, err = run_cli([name, "--help"])
         assert rc == 0 and "usage:" in out and "Traceback" not in err, name
-    for what in ("superres", "cells", "fdg2cft", "mr2ct", "metaad"):
+    for what in ("superres", "cells", "cells-augmentation", "fdg2cft", "mr2ct", "metaad"):
         rc, out, err = run_cli(["evaluate", what, "--help"])
         assert rc == 0 and "usage:" in out, what
 

@@ -5,7 +5,8 @@
 * :mod:`.generate`: cells of a class from the shipped ONNX generator (ONNX Runtime; no torch), galleries,
   PNG + CSV training sets.
 * :mod:`.blend`: pasting a cell into an RGB cytology image (Poisson or feathered alpha).
-* :mod:`.evaluate`: ``medsynth evaluate cells``.
+* :mod:`.evaluate`: ``medsynth evaluate cells``; :mod:`.augmentation`: ``medsynth evaluate cells-augmentation``
+  (does CellGAN make a cell classifier better? needs torch and MONAI).
 * :mod:`.model`, :mod:`.train`: CellGAN and its baseline (torch + MONAI; training and export only).
 """
 
