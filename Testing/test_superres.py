@@ -58,8 +58,9 @@ def sainr_model():
 # ----------------------------------------------------------------------------- params and geometry
 def test_params_declared():
     names = [p.name for p in SUPERRES_PARAMS]
-    assert names == ["spacing", "axis", "method", "adapt_steps"]
+    assert names == ["spacing", "axis", "method", "adapt_steps", "gate"]
     assert SUPERRES_PARAMS[3].default == 0 and not SUPERRES_PARAMS[3].live  # off by default, Apply only
+    assert SUPERRES_PARAMS[4].default == 0 and SUPERRES_PARAMS[4].minimum == 0  # the gate: off by default
     spacing = SUPERRES_PARAMS[0]
     assert spacing.minimum <= 0.3 and spacing.maximum >= 10 and spacing.unit == "mm"
     assert set(SUPERRES_PARAMS[1].choices) == {"auto", "i", "j", "k"}

@@ -52,7 +52,8 @@ class SliceSuperResLogic:
         cancel: Optional[CancelToken] = None,
     ) -> SuperResResult:
         v = validate(SUPERRES_PARAMS, values)
-        return superres(volume, v["spacing"], v["axis"], v["method"], progress, cancel, adapt_steps=v["adapt_steps"])
+        return superres(volume, v["spacing"], v["axis"], v["method"], progress, cancel, adapt_steps=v["adapt_steps"],
+                        gate=v["gate"])
 
     def finish(self, input_node: Any, result: SuperResResult) -> Any:
         """A new volume node beside the input, with the input's display settings."""
@@ -75,10 +76,12 @@ class SliceSuperResLogic:
         progress: Optional[ProgressCallback] = None,
         cancel: Optional[CancelToken] = None,
         adapt_steps: int = 0,
+        gate: float = 0.0,
     ) -> Any:
         """Blocking: the whole volume into a new node (the input node is never modified). ``adapt_steps`` > 0
-        first adapts SA-INR to this volume (needs torch and MONAI)."""
-        values = {"spacing": spacing, "axis": axis, "method": method, "adapt_steps": adapt_steps}
+        first adapts SA-INR to this volume (needs torch and MONAI); ``gate`` > 0 takes the cubic estimate alone in
+        flat regions (:func:`medsynth.superres.superres`)."""
+        values = {"spacing": spacing, "axis": axis, "method": method, "adapt_steps": adapt_steps, "gate": gate}
         result = self.compute(self.inputVolume(input_node), values, progress, cancel)
         return self.finish(input_node, result)
 
@@ -124,7 +127,7 @@ class SliceSuperResLogic:
             # The shipped network: adapting (minutes) is for Apply only
             self._preview_engine = SuperResPreview(volume)
         slab = self._preview_engine.slab(
-            v["spacing"], index, view_axis, self.PREVIEW_HALF_WIDTH, v["axis"], v["method"]
+            v["spacing"], index, view_axis, self.PREVIEW_HALF_WIDTH, v["axis"], v["method"], gate=v["gate"]
         ).volume
         if preview_node is None or self.scene.GetNodeByID(preview_node.GetID()) is None:
             preview_node = node_from_volume(self.scene, slab, reference_node=input_node, suffix="preview")

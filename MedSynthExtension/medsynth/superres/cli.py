@@ -1,4 +1,4 @@
-"""``medsynth superres IN OUT --spacing MM [--axis auto|i|j|k] [--method sainr|bspline|linear] [--adapt-steps N]``."""
+"""``medsynth superres IN OUT --spacing MM [--axis auto|i|j|k] [--method sainr|bspline|linear] [--adapt-steps N] [--gate G]``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def run(args) -> int:
     with plan:
         result = superres_file(
             args.input, args.output, values["spacing"], values["axis"], values["method"], progress=progress_printer,
-            adapt_steps=values["adapt_steps"],
+            adapt_steps=values["adapt_steps"], gate=values["gate"],
         )
     out = args.output
     g = result.grid

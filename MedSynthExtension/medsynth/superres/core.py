@@ -146,9 +146,11 @@ class SuperResPreview:
         half_width: int = 1,
         axis: str = "auto",
         method: str = "sainr",
+        gate: float = 0.0,
     ) -> SuperResResult:
         """Output slices ``index - half_width .. index + half_width`` of the *output* grid along
-        ``view_axis`` (i, j or k), as a Volume placed where they lie (``index`` is clamped)."""
+        ``view_axis`` (i, j or k), as a Volume placed where they lie (``index`` is clamped); ``gate`` as in
+        :func:`superres`."""
         method = _check_method(method)
         grid = output_grid(self.volume, spacing, axis)
         if view_axis not in AXIS_NAMES:
@@ -172,6 +174,7 @@ class SuperResPreview:
             runner = self._runners.get(grid.axis)
             if runner is None:
                 runner = self._runners[grid.axis] = _runner(self.volume, grid, self.model)
+            runner.set_gate(gate)
             out = runner.run(pos, region, cache=True, pad=PREVIEW_PAD)
             provider = runner.model.provider
         else:
@@ -215,6 +218,7 @@ def superres_file(
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
     adapt_steps: int = 0,
+    gate: float = 0.0,
 ) -> SuperResResult:
     """Read, reconstruct, write (atomically): a failure or a cancel leaves no output file. ``adapt_steps`` > 0 first
     adapts SA-INR to the input (:func:`medsynth.superres.adapt.adapt_model`; needs torch and MONAI)."""
@@ -224,7 +228,7 @@ def superres_file(
         raise InputError(f"cannot write format '{suffix_of(output_path) or output_path}'; supported: "
                          f"{', '.join(WRITE_SUFFIXES)}")
     volume = read_volume(input_path)
-    result = superres(volume, spacing, axis, method, progress, cancel, adapt_steps=adapt_steps)
+    result = superres(volume, spacing, axis, method, progress, cancel, adapt_steps=adapt_steps, gate=gate)
     if cancel is not None:
         cancel.raise_if_cancelled()
     write_volume(result.volume, output_path)

@@ -51,6 +51,19 @@ SUPERRES_PARAMS = (
         "(0 = off; 200 steps took 35-45 s for a 181 x 217 x 46-91 volume on two CPU cores; needs torch and MONAI); whole-volume runs "
         "only, live previews use the shipped network",
     ),
+    Param(
+        "gate",
+        float,
+        0.0,
+        "Flat-region gate",
+        minimum=0.0,
+        maximum=0.2,
+        step=0.005,
+        help="SA-INR only: pixels whose input neighbourhood varies by at most this much (intensity / the volume's "
+        "99.5th percentile) take the cubic estimate alone, the rest goes through the network (the paper's "
+        "gradient-guided gate; 0 = off; what it saves and costs: benchmarks/bench_superres_gate.py)",
+        live=True,
+    ),
 )
 
 __all__ = ["AXES", "METHODS", "SUPERRES_PARAMS"]

@@ -119,11 +119,16 @@ class SAINRRunner:
         self.cache_bytes = int(cache_bytes)
         self._cache: "OrderedDict[Region, np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()
-        if not (np.isfinite(gate) and gate >= 0):
-            raise InputError(f"gate must be a finite number >= 0, got {gate}")
-        self.gate = float(gate)
+        self.set_gate(gate)
         #: [pixels decoded by the network, pixels in the output]: what the gate saved so far
         self.gate_counts = [0, 0]
+
+    def set_gate(self, gate: float) -> None:
+        """The gradient-guided gate's threshold (0 = off; see :meth:`_decode_gated`)."""
+        gate = float(gate)
+        if not (np.isfinite(gate) and gate >= 0):
+            raise InputError(f"gate must be a finite number >= 0, got {gate}")
+        self.gate = gate
 
     @property
     def n_in(self) -> int:
