@@ -250,3 +250,30 @@ def test_gradient_gate_is_exact_where_it_decodes_and_cubic_where_flat():
                           superres(noisy, 1.0, "k", "sainr").volume.array)  # nothing flat: everything decoded
     with pytest.raises(InputError, match="gate"):
         superres(vol, 1.0, "k", "sainr", gate=float("nan"))
+
+
+def test_template_only_comparison_never_uses_a_model_that_saw_real_scans(monkeypatch):
+    import dataclasses
+
+    from medsynth import runtime
+    from medsynth.errors import ModelError
+    from medsynth.superres import evaluate_real
+
+    real_get = runtime.get_entry
+    shipped = real_get("sainr")
+
+    def fake(model_id, *a, **k):
+        if model_id == evaluate_real.TEMPLATE_MODEL_ID:
+            raise ModelError("not installed")
+        if model_id == "sainr":
+            return dataclasses.replace(shipped, training_command="python -m medsynth.superres.train --real-fold all")
+        return real_get(model_id, *a, **k)
+
+    monkeypatch.setattr(runtime, "get_entry", fake)
+    with pytest.raises(ModelError, match="trained on real scans"):
+        evaluate_real.template_model()
+    monkeypatch.setattr(runtime, "get_entry", lambda model_id, *a, **k: shipped if model_id == "sainr"
+                        else (_ for _ in ()).throw(ModelError("x")) if model_id == evaluate_real.TEMPLATE_MODEL_ID
+                        else real_get(model_id, *a, **k))
+    model = evaluate_real.template_model()  # the shipped model while it is template-only
+    assert model.entry.sha256 == shipped.sha256

@@ -2,8 +2,8 @@
 
 For every fold ``k`` of :mod:`.realdata`, the model trained without fold ``k`` (``MODELS/fold<k>``, made by
 ``python -m medsynth.superres.train --real-fold k``) reconstructs thick-slice copies of fold ``k``'s scans;
-cubic B-spline (the strongest simple baseline) and the shipped model (trained on templates only, so it never
-saw any real scan either) run on the very same inputs in the same run.  Every figure is therefore on people
+cubic B-spline (the strongest simple baseline) and the template-only model (:func:`template_model`: it never saw
+any real scan) run on the very same inputs in the same run.  Every figure is therefore on people
 the model never trained on; nothing is chosen on them (the fold models are the last step of a fixed schedule).
 
 Thick copies: :func:`.degrade.degrade_volume` (slice thickness = spacing, box or Gaussian profile) along each
@@ -44,6 +44,31 @@ def _cropped(volume):
     return Volume(sub, matrix, volume.name, volume.modality)
 
 
+#: The SA-INR trained on templates only, kept beside the shipped model once that one has seen real scans (so the
+#: comparison stays fair: it never saw any evaluated subject).
+TEMPLATE_MODEL_ID = "sainr-templates"
+
+
+def template_model():
+    """The template-only SA-INR: :data:`TEMPLATE_MODEL_ID` when installed, else the shipped ``sainr`` if that one
+    was trained without real scans; :class:`~medsynth.errors.ModelError` otherwise (it would have seen the
+    subjects it is scored on)."""
+    from .. import runtime
+    from ..errors import ModelError
+    from .sainr import MODEL_ID, load_sainr
+
+    try:
+        runtime.get_entry(TEMPLATE_MODEL_ID)
+        return load_sainr(TEMPLATE_MODEL_ID)
+    except ModelError:
+        pass
+    entry = runtime.get_entry(MODEL_ID)
+    if "--real-fold" in str(entry.training_command or ""):
+        raise ModelError(f"the shipped SA-INR was trained on real scans and the template-only model "
+                         f"'{TEMPLATE_MODEL_ID}' is not installed; pass --no-shipped")
+    return load_sainr()
+
+
 def evaluate_folds(models_dir: Path, data_dir: Path, factors: Sequence[float], axes: Sequence[str],
                    profiles: Sequence[str], folds: Sequence[int] = FOLDS, shipped: bool = True,
                    log=print) -> List[Dict[str, object]]:
@@ -51,10 +76,10 @@ def evaluate_folds(models_dir: Path, data_dir: Path, factors: Sequence[float], a
     from ..io import read_volume
     from ..runtime import read_manifest
     from .evaluate import evaluate_reference
-    from .sainr import SAINRModel, load_sainr
+    from .sainr import SAINRModel
 
     check_folds()
-    shipped_model = load_sainr() if shipped else None
+    shipped_model = template_model() if shipped else None
     rows: List[Dict[str, object]] = []
     for fold in folds:
         folder = Path(models_dir) / f"fold{fold}"
@@ -197,7 +222,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--axes", nargs="+", choices=AXIS_NAMES, default=list(AXIS_NAMES))
     p.add_argument("--profiles", nargs="+", choices=PROFILES, default=["box"])
     p.add_argument("--folds", type=int, nargs="+", choices=FOLDS, default=list(FOLDS))
-    p.add_argument("--no-shipped", action="store_true", help="leave out the shipped (template-trained) model")
+    p.add_argument("--no-shipped", action="store_true", help="leave out the template-only model (sainr-templates, or "
+                   "the shipped sainr while that one is template-only)")
     p.add_argument("--json", default=None, help="also write every row and the summary here")
     p.add_argument("--thick-figures", default=None, metavar="DIR",
                    help="instead: pictures of the natively thick clinical scans (no truth) by B-spline, the shipped "
@@ -220,10 +246,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.thick_figures:
         from ..runtime import load_entry, read_manifest
         from ..shared_data import shared_data_dir as _shared
-        from .sainr import SAINRModel, load_sainr
+        from .sainr import SAINRModel
 
         entries = {e.id: e for e in read_manifest(Path(args.models))}
-        models = {"SA-INR shipped": load_sainr(),
+        models = {"SA-INR templates only": template_model(),
                   f"SA-INR {Path(args.models).name}": SAINRModel(load_entry(entries["sainr"]),
                                                                   load_entry(entries["sainr-decoder"]))}
         Path(args.thick_figures).mkdir(parents=True, exist_ok=True)
