@@ -569,7 +569,7 @@ def test_as_a_process(argv: str, pattern: Optional[str], inp: Path, inp_state, t
 
 # --------------------------------------------------------------------------- Ctrl-C
 LONG_COMMANDS = [  # (id, command, seconds to wait after the first progress line before Ctrl-C)
-    ("superres", "superres {i}/mr.nii.gz {o}/sr.nii.gz --spacing 0.5 --axis k", 1.0),
+    ("superres", "superres {i}/mr.nii.gz {o}/sr.nii.gz --spacing 0.3 --axis k", 0.3),
     ("nodule-batch", "nodule-batch --images {i}/hosts --count 5000 --out {o}/batch", 1.0),
     ("pet-simulate", "pet-simulate --subjects 200 --out {o}/cohort", 2.5),
     ("cells", "cells --class all --naming herlev --count 3000 --out {o}/cells", 1.0),
