@@ -588,8 +588,11 @@ def test_ctrl_c_leaves_nothing(cid: str, argv: str, delay: float, inp: Path, inp
     (out / "keep.txt").write_text("the user's own file\n")
     before = tree_state(out)
     args = shlex.split(argv.format(i=inp, o=out))
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored: the user's Ctrl-C
+    # reaches a foreground command with the default disposition, so the child gets that
     proc = subprocess.Popen([sys.executable, "-m", "medsynth", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=subprocess_env())
+                            stderr=subprocess.PIPE, env=subprocess_env(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks: List[bytes] = []
 
     def pump() -> None:
