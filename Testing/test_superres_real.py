@@ -195,6 +195,7 @@ def test_one_slice_is_refused_clearly():
 
 
 def test_leave_subject_out_evaluation_runs_each_fold_model_on_its_own_scans(tmp_path, monkeypatch):
+    import dataclasses
     import shutil
 
     from medsynth.runtime import get_entry, write_manifest_entry
@@ -210,10 +211,14 @@ def test_leave_subject_out_evaluation_runs_each_fold_model_on_its_own_scans(tmp_
     monkeypatch.setattr(realdata, "REAL_SCANS", scans)
     models = tmp_path / "models" / "fold1"
     models.mkdir(parents=True)
-    for model_id in ("sainr-decoder", "sainr"):  # the shipped weights stand in for a fold model
-        entry = get_entry(model_id)
-        shutil.copy(entry.path, models / entry.file)
-        write_manifest_entry(models, entry)
+    # the template-only model's weights stand in for a fold model (under the ids a fold folder holds)
+    src = evaluate_real.TEMPLATE_MODEL_ID if evaluate_real.template_model().entry.id != "sainr" else "sainr"
+    for model_id, src_id in (("sainr-decoder", f"{src}-decoder"), ("sainr", src)):
+        entry = get_entry(src_id)
+        shutil.copy(entry.path, models / f"{model_id}.onnx")
+        extra = dict(entry.extra, **({"decoder": "sainr-decoder"} if "decoder" in entry.extra else {}),
+                     **({"encoder": "sainr"} if "encoder" in entry.extra else {}))
+        write_manifest_entry(models, dataclasses.replace(entry, id=model_id, file=f"{model_id}.onnx", extra=extra))
     rows = evaluate_real.evaluate_folds(tmp_path / "models", tmp_path, [3], ["k"], ["box"], folds=[1], shipped=True,
                                         log=lambda r: None)
     assert {r["method"] for r in rows} == {"bspline", "sainr-fold", "sainr-shipped"}
@@ -272,8 +277,25 @@ def test_template_only_comparison_never_uses_a_model_that_saw_real_scans(monkeyp
     monkeypatch.setattr(runtime, "get_entry", fake)
     with pytest.raises(ModelError, match="trained on real scans"):
         evaluate_real.template_model()
-    monkeypatch.setattr(runtime, "get_entry", lambda model_id, *a, **k: shipped if model_id == "sainr"
+    templates_only = dataclasses.replace(shipped, training_command="python -m medsynth.superres.train --out x")
+    monkeypatch.setattr(runtime, "get_entry", lambda model_id, *a, **k: templates_only if model_id == "sainr"
                         else (_ for _ in ()).throw(ModelError("x")) if model_id == evaluate_real.TEMPLATE_MODEL_ID
                         else real_get(model_id, *a, **k))
     model = evaluate_real.template_model()  # the shipped model while it is template-only
     assert model.entry.sha256 == shipped.sha256
+
+
+def test_shipped_models_real_scan_sainr_and_template_only_beside_it():
+    """The shipped ``sainr`` saw real scans (every shippable one); the comparison model is the template-only one."""
+    from medsynth import runtime
+    from medsynth.superres import evaluate_real, realdata
+
+    shipped = runtime.get_entry("sainr")
+    assert "--real-fold all" in shipped.training_command
+    assert not set(realdata.NOT_SHIPPED) & set(shipped.extra["training"]["train_files"])
+    assert {s.file for s in realdata.training_scans(None)} <= set(shipped.extra["training"]["train_files"])
+    assert "IXI" in shipped.data_terms and "AFNI" in shipped.data_terms
+    templates = evaluate_real.template_model()
+    assert templates.entry.id == evaluate_real.TEMPLATE_MODEL_ID
+    assert "--real-fold" not in templates.entry.training_command
+    assert templates.entry.sha256 != shipped.sha256

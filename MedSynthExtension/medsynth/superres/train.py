@@ -277,10 +277,13 @@ def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, obje
 
     from ..export import export_onnx
     from .data import DATA_TERMS, FACTOR_RANGE, HELD_OUT, TRAIN_FILES
+    from .realdata import REAL_TERMS, training_scans
 
     decoder_id = f"{model_id}-decoder"
+    fold = _real_fold_of(command)
+    terms = DATA_TERMS + (" " + REAL_TERMS if fold != "none" else "")
     common = dict(folder=folder, version=VERSION, atol=1e-3, write_manifest=False, training_command=command,
-                  data_terms=DATA_TERMS, card=f"{model_id}.md")
+                  data_terms=terms, card=f"{model_id}.md")
     lr = torch.rand(1, 1, 7, 24, 20)
     scale = torch.tensor([4.0])
     with torch.no_grad():
@@ -328,7 +331,8 @@ def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, obje
             or f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads "
             f"{os.environ.get('MEDSYNTH_TRAIN_THREADS', '?')})",
             "factors": list(FACTOR_RANGE),
-            "train_files": list(TRAIN_FILES),
+            "train_files": list(TRAIN_FILES) + ([s.file for s in training_scans(None if fold == "all" else int(fold))]
+                                                if fold != "none" else []),
             "held_out": list(HELD_OUT),
         },
         "citation": CITATION,
@@ -401,8 +405,9 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         "residual encoder (MONAI blocks) over the thick slices; for every output slice position (a continuous slice "
         "index) a query attends over the features of the four nearest input slices (softmax of query-key "
         "similarity with learned relative-position codes), reading their features and intensities; an MLP decoder adds "
-        "a correction to cubic (Catmull-Rom) interpolation of those slices. The paper's gradient-guided gate (cheap "
-        "path for flat regions) is not used.",
+        "a correction to cubic (Catmull-Rom) interpolation of those slices. The paper's gradient-guided gate is "
+        "available at run time (`gate`, off by default): pixels whose in-plane gradient is below the gate take the "
+        "cubic estimate and skip the decoder.",
         f"Two ONNX graphs (opset 17), `{entry.file}` (encoder) and `{decoder_file.name}` (decoder), {size_kb:.0f} kB "
         f"together, {entry.extra.get('parameters')} parameters; run with ONNX Runtime, tiled (a 256 x 256 x 256 "
         "output stays well under 2 GB). The encoder does not depend on the output spacing, so the live preview "
