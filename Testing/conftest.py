@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -43,6 +47,38 @@ def oblique_volume() -> Volume:
     directions = rotation("z", 20) @ rotation("x", -15) @ np.diag([1.0, 1.0, -1.0])  # det < 0
     return Volume(arr, make_ijk_to_ras((0.7, 1.3, 4.0), (12.5, -40.25, 7.0), directions), name="oblique")
 
+
+
+def tree_state(folder: Path, mtimes: bool = False) -> Dict[str, str]:
+    """Every path under ``folder`` with the sha256 of its bytes (folders: 'dir', links: their target; with
+    ``mtimes`` also each file's modification time, so a rewrite with the same bytes shows)."""
+    state: Dict[str, str] = {}
+    if not folder.exists():
+        return state
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            p = Path(root) / name
+            rel = str(p.relative_to(folder))
+            if p.is_symlink():
+                state[rel] = "link:" + os.readlink(p)
+            elif p.is_dir():
+                state[rel] = "dir"
+            else:
+                state[rel] = hashlib.sha256(p.read_bytes()).hexdigest() + (f" {p.stat().st_mtime_ns}" if mtimes else "")
+    return state
+
+
+def run_cli(argv: List[str]) -> Tuple[int, str, str]:
+    """``medsynth ARGV`` in this process: (exit status, stdout, stderr); argparse exits become statuses."""
+    from medsynth.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse
+            rc = exc.code if isinstance(exc.code, int) else 1
+    return rc, out.getvalue(), err.getvalue()
 
 def pytest_sessionfinish(session, exitstatus):
     """VTK objects freed at interpreter exit can log errors after pytest's summary; silence them then,

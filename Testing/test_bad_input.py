@@ -12,9 +12,6 @@ Ctrl-C (SIGINT) during each long command: exit status 130, no traceback, inputs 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import os
 import re
 import shlex
@@ -29,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pytest
+from conftest import run_cli, tree_state
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "MedSynthExtension"
@@ -36,36 +34,6 @@ SAMPLE_MR = REPO / "Resources" / "SampleData" / "mni_t1_2mm.nii.gz"
 
 
 # --------------------------------------------------------------------------- helpers
-def tree_state(folder: Path) -> Dict[str, str]:
-    """Every path under ``folder`` with the sha256 of its bytes (folders: 'dir', links: their target)."""
-    state: Dict[str, str] = {}
-    if not folder.exists():
-        return state
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            rel = str(p.relative_to(folder))
-            if p.is_symlink():
-                state[rel] = "link:" + os.readlink(p)
-            elif p.is_dir():
-                state[rel] = "dir"
-            else:
-                state[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return state
-
-
-def run_cli(argv: List[str]) -> Tuple[int, str, str]:
-    from medsynth.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:  # argparse
-            rc = exc.code if isinstance(exc.code, int) else 1
-    return rc, out.getvalue(), err.getvalue()
-
-
 def subprocess_env() -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ENGINE) + os.pathsep + env.get("PYTHONPATH", "")

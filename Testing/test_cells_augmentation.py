@@ -6,18 +6,16 @@ nothing here reads ../shared/data. Needs torch, MONAI and the shipped CellGAN (s
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
-import os
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest
+from conftest import run_cli
+from conftest import tree_state as _tree_state
 
 pytest.importorskip("torch", reason="the classifier trainings need torch")
 pytest.importorskip("monai", reason="the classifier is a MONAI ResNet")
@@ -68,28 +66,6 @@ def herlev_name(heldout: bool, start: int = 100) -> str:
     while is_heldout(str(g)) != heldout:
         g += 1
     return f"{g}-{g + 7}-001"
-
-
-def tree_state(folder: Path) -> Dict[str, str]:
-    state = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            p = Path(root) / name
-            rel = str(p.relative_to(folder))
-            state[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
-    return state
-
-
-def run_cli(argv: List[str]) -> Tuple[int, str, str]:
-    from medsynth.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main(argv)
-        except SystemExit as exc:
-            rc = exc.code if isinstance(exc.code, int) else 1
-    return rc, out.getvalue(), err.getvalue()
 
 
 TINY = ["--seeds", "2", "--seed", "5", "--steps", "3", "--batch", "4", "--gan-per-class", "2"]
@@ -277,3 +253,7 @@ def test_bad_options_exit_2(folders, tmp_path) -> None:
     rc, out, _ = run_cli(["evaluate", "cells-augmentation", "--help"])
     assert rc == 0 and "--real-train" in out
 
+
+
+def tree_state(folder: Path) -> Dict[str, str]:
+    return _tree_state(folder, mtimes=True)

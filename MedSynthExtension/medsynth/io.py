@@ -299,6 +299,16 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
         yield tmp
 
 
+def write_json(obj, path: PathLike) -> Path:
+    """Write ``obj`` as indented JSON, atomically (:func:`atomic_output`). Returns the path."""
+    import json
+
+    target = Path(os.fspath(path))
+    with atomic_output(target) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n", encoding="utf-8")
+    return target
+
+
 def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
     """Write a volume; the format follows the suffix. Returns the path written."""
     target = Path(os.fspath(path))

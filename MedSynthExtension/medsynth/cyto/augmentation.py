@@ -33,7 +33,6 @@ for the 7 Herlev classes and for the Bethesda grouping (predicted Herlev class m
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -521,10 +520,9 @@ def _run(args, train_dir: Path, test_dir: Path) -> int:
         print(f"\nBalanced accuracy over 'real' ({tg['grouping']}), points: {gains}. Target ({TARGET_POINTS:g} points "
               f"by a CellGAN arm): {'met' if tg['met'] else 'not met'}.")
     if args.json:
-        from ..io import atomic_output
+        from ..io import write_json
 
-        with atomic_output(Path(args.json)) as tmp:
-            tmp.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        write_json(res, args.json)
         print(f"wrote {args.json}")
     return 0
 

@@ -21,7 +21,6 @@ size (generated subsampled, mean of 10 draws). Generated cells follow the class 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -457,10 +456,9 @@ def _run(args, naming: str) -> int:
         print(f"(not installed, skipped: {', '.join(missing)})")
     print(table(res))
     if args.json:
-        from ..io import atomic_output
+        from ..io import write_json
 
-        with atomic_output(Path(args.json)) as tmp:
-            tmp.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        write_json(res, args.json)
         print(f"wrote {args.json}")
     return 0
 

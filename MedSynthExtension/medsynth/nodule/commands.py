@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ def run_nodule(args) -> int:
     import numpy as np
 
     from ..errors import InputError
-    from ..io import atomic_output
+    from ..io import write_json
     from ..outputs import JSON, WRITABLE, OutputPlan
     from .images import read_host, write_mask, write_result
     from .insertion import insert_ct, insert_cxr, ijk_to_ras
@@ -52,8 +51,7 @@ def run_nodule(args) -> int:
         if args.mask:
             written.append(str(write_mask(mask, args.mask)))
         if args.json:
-            with atomic_output(Path(args.json)) as tmp:
-                tmp.write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+            write_json(info, args.json)
             written.append(str(args.json))
     for w in info["warnings"]:
         sys.stderr.write(f"warning: {w}\n")
