@@ -48,7 +48,6 @@ def oblique_volume() -> Volume:
     return Volume(arr, make_ijk_to_ras((0.7, 1.3, 4.0), (12.5, -40.25, 7.0), directions), name="oblique")
 
 
-
 def tree_state(folder: Path, mtimes: bool = False) -> Dict[str, str]:
     """Every path under ``folder`` with the sha256 of its bytes (folders: 'dir', links: their target; with
     ``mtimes`` also each file's modification time, so a rewrite with the same bytes shows)."""
@@ -79,6 +78,7 @@ def run_cli(argv: List[str]) -> Tuple[int, str, str]:
         except SystemExit as exc:  # argparse
             rc = exc.code if isinstance(exc.code, int) else 1
     return rc, out.getvalue(), err.getvalue()
+
 
 def pytest_sessionfinish(session, exitstatus):
     """VTK objects freed at interpreter exit can log errors after pytest's summary; silence them then,

@@ -10,12 +10,11 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Tuple
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from conftest import tree_state as _tree_state
+from conftest import run_cli, tree_state
 
 pytest.importorskip("torch", reason="the classifier trainings need torch")
 pytest.importorskip("monai", reason="the classifier is a MONAI ResNet")
@@ -103,13 +102,13 @@ def test_metrics_by_hand() -> None:
 @needs_model
 def test_tiny_run_reports_every_arm_with_the_same_budget(folders, tmp_path) -> None:
     train, test = folders
-    before = (tree_state(train), tree_state(test))
+    before = (tree_state(train, mtimes=True), tree_state(test, mtimes=True))
     out = tmp_path / "res" / "aug.json"
     rc, stdout, err = run_cli(["evaluate", "cells-augmentation", "--real-train", str(train), "--real-test", str(test),
                                *TINY, "--json", str(out)])
     assert rc == 0, err
     assert "Traceback" not in err
-    assert (tree_state(train), tree_state(test)) == before  # inputs unchanged
+    assert (tree_state(train, mtimes=True), tree_state(test, mtimes=True)) == before  # inputs unchanged
     res = json.loads(out.read_text())
     assert res["train_cells"] == 7 * 3 + 1 and res["test_cells"] == 7 * 2 + 1
     assert res["test_left_out"] == 1  # the training-group cell
@@ -229,7 +228,7 @@ def test_bad_input_is_one_clear_line(folders, tmp_path) -> None:
     cases = _bad_cases(train, tmp_path / "in")
     out = tmp_path / "out"
     out.mkdir()
-    states = {str(p): tree_state(p) for _, a, b, _ in cases for p in (a, b) if p.exists()}
+    states = {str(p): tree_state(p, mtimes=True) for _, a, b, _ in cases for p in (a, b) if p.exists()}
     for cid, tr, te, pattern in cases:
         rc, stdout, err = run_cli(["evaluate", "cells-augmentation", "--real-train", str(tr), "--real-test", str(te),
                                    *TINY, "--json", str(out / "r.json")])
@@ -239,7 +238,7 @@ def test_bad_input_is_one_clear_line(folders, tmp_path) -> None:
         assert len(lines) == 1 and lines[0].startswith("medsynth evaluate: error:"), (cid, err)
         assert re.search(pattern, lines[0]), (cid, lines[0])
         assert list(out.iterdir()) == [], cid  # no output after an error
-    assert {p: tree_state(Path(p)) for p in states} == states  # inputs unchanged
+    assert {p: tree_state(Path(p), mtimes=True) for p in states} == states  # inputs unchanged
 
 
 def test_bad_options_exit_2(folders, tmp_path) -> None:
@@ -252,8 +251,3 @@ def test_bad_options_exit_2(folders, tmp_path) -> None:
         assert rc == 2 and re.search(pattern, err) and "Traceback" not in err, (extra, err)
     rc, out, _ = run_cli(["evaluate", "cells-augmentation", "--help"])
     assert rc == 0 and "--real-train" in out
-
-
-
-def tree_state(folder: Path) -> Dict[str, str]:
-    return _tree_state(folder, mtimes=True)

@@ -212,9 +212,8 @@ def test_leave_subject_out_evaluation_runs_each_fold_model_on_its_own_scans(tmp_
     models = tmp_path / "models" / "fold1"
     models.mkdir(parents=True)
     # the template-only model's weights stand in for a fold model (under the ids a fold folder holds)
-    src = evaluate_real.TEMPLATE_MODEL_ID if evaluate_real.template_model().entry.id != "sainr" else "sainr"
-    for model_id, src_id in (("sainr-decoder", f"{src}-decoder"), ("sainr", src)):
-        entry = get_entry(src_id)
+    encoder = evaluate_real.template_model().entry
+    for model_id, entry in (("sainr-decoder", get_entry(encoder.extra["decoder"])), ("sainr", encoder)):
         shutil.copy(entry.path, models / f"{model_id}.onnx")
         extra = dict(entry.extra, **({"decoder": "sainr-decoder"} if "decoder" in entry.extra else {}),
                      **({"encoder": "sainr"} if "encoder" in entry.extra else {}))

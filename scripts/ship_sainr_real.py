@@ -3,8 +3,8 @@ model beside it as ``sainr-templates`` (the fair comparison for the leave-subjec
 
     python scripts/ship_sainr_real.py output/sr_real/all [Resources/Models]
 
-Copies the model files, writes their manifest entries (sha256 recomputed by the runtime's checks on load) and
-leaves the cards to ``python -m medsynth.superres.train --card-only``. Refuses to run twice.
+Copies the model files and writes their manifest entries (with the sha256 of each copied file; the runtime checks
+it on load), and leaves the cards to ``python -m medsynth.superres.train --card-only``. Refuses to run twice.
 """
 
 from __future__ import annotations

@@ -101,10 +101,10 @@ def train(args: argparse.Namespace, log=print):
     volumes = load_training_volumes(data_dir)
     fold = getattr(args, "real_fold", "none")
     if fold != "none":
-        from .realdata import check_folds, load_real_volumes, training_scans
+        from .realdata import check_folds, load_real_volumes
 
         check_folds()
-        scans = training_scans(None if fold == "all" else int(fold))
+        scans = _fold_scans(fold)
         volumes.update(load_real_volumes(data_dir, scans))
         log(f"real scans ({len(scans)}, fold {fold} held out): " + ", ".join(Path(s.file).name for s in scans))
     device = torch.device(args.device)
@@ -277,7 +277,7 @@ def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, obje
 
     from ..export import export_onnx
     from .data import DATA_TERMS, FACTOR_RANGE, HELD_OUT, TRAIN_FILES
-    from .realdata import REAL_TERMS, training_scans
+    from .realdata import REAL_TERMS
 
     decoder_id = f"{model_id}-decoder"
     fold = _real_fold_of(command)
@@ -331,8 +331,7 @@ def export(model, folder: Path, model_id: str, command: str, cfg: Dict[str, obje
             or f"CPU ({platform.machine()}, {os.cpu_count()} cores, torch threads "
             f"{os.environ.get('MEDSYNTH_TRAIN_THREADS', '?')})",
             "factors": list(FACTOR_RANGE),
-            "train_files": list(TRAIN_FILES) + ([s.file for s in training_scans(None if fold == "all" else int(fold))]
-                                                if fold != "none" else []),
+            "train_files": list(TRAIN_FILES) + [s.file for s in _fold_scans(fold)],
             "held_out": list(HELD_OUT),
         },
         "citation": CITATION,
@@ -386,12 +385,19 @@ def _real_fold_of(command: str) -> str:
     return words[words.index("--real-fold") + 1] if "--real-fold" in words[:-1] else "none"
 
 
+def _fold_scans(fold: str) -> list:
+    """The real scans a ``--real-fold`` value trains on (none for ``none``; ``all``: every shippable scan)."""
+    from .realdata import training_scans
+
+    return [] if fold == "none" else training_scans(None if fold == "all" else int(fold))
+
+
 def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command: str,
                lso: Optional[dict] = None) -> Path:
     """Write the model card. ``lso``: ``{"command": ..., "summary": [...]}`` of the leave-subject-out evaluation on
     real scans (:mod:`.evaluate_real`), shown when given."""
     from .data import DATA_TERMS, HELD_OUT, TRAIN_FILES
-    from .realdata import FOLDS, NOT_SHIPPED, REAL_TERMS, scans_in, training_scans
+    from .realdata import FOLDS, NOT_SHIPPED, REAL_TERMS, scans_in
 
     decoder_file = entry.folder / f"{entry.extra.get('decoder', entry.id + '-decoder')}.onnx"
     size_kb = (entry.path.stat().st_size + (decoder_file.stat().st_size if decoder_file.is_file() else 0)) / 1024
@@ -406,8 +412,9 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
         "index) a query attends over the features of the four nearest input slices (softmax of query-key "
         "similarity with learned relative-position codes), reading their features and intensities; an MLP decoder adds "
         "a correction to cubic (Catmull-Rom) interpolation of those slices. The paper's gradient-guided gate is "
-        "available at run time (`gate`, off by default): pixels whose in-plane gradient is below the gate take the "
-        "cubic estimate and skip the decoder.",
+        "available at run time (`gate`, off by default): pixels where the input slices the decoder reads are flat "
+        "(through-plane range and in-plane gradient at most the gate, in normalised intensity) take the cubic "
+        "estimate and skip the decoder.",
         f"Two ONNX graphs (opset 17), `{entry.file}` (encoder) and `{decoder_file.name}` (decoder), {size_kb:.0f} kB "
         f"together, {entry.extra.get('parameters')} parameters; run with ONNX Runtime, tiled (a 256 x 256 x 256 "
         "output stays well under 2 GB). The encoder does not depend on the output spacing, so the live preview "
@@ -425,7 +432,7 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
     ]
     fold = _real_fold_of(command)
     if fold != "none":
-        real = training_scans(None if fold == "all" else int(fold))
+        real = _fold_scans(fold)
         left = ([f"`{f}` ({why})" for f, why in NOT_SHIPPED.items()] if fold == "all"
                 else [f"`{s.file}`" for s in scans_in([int(fold)])])
         lines += [
@@ -469,7 +476,7 @@ def write_card(folder: Path, entry, metrics: Optional[dict], table: str, command
             "",
             _lso_table(lso["summary"]),
         ]
-    trained_on = ("brain MRI: templates and " + str(len(training_scans(None if fold == "all" else int(fold))))
+    trained_on = ("brain MRI: templates and " + str(len(_fold_scans(fold)))
                   + " real scans (T1, post-contrast T1, T2)") if fold != "none" else (
                   "brain T1 templates and tissue maps only (few, smooth, averaged images)")
     lines += [
