@@ -197,6 +197,87 @@ def test_cxr_log_domain_sign_and_scale(model):
     assert np.array_equal(vol.array, radiograph().array)
 
 
+
+def _reference_projection(field, d, s, center_ji, shape_ji, cf, unit_voxels, sdf_clip):
+    """Radiograph thickness maps the plain way: the whole nodule grid sampled at pixel resolution (float64),
+    the level by bisection on all samples, the occupancy summed along the beam (frac, core in mm; coverage)."""
+    grid = field.shape[0]
+    g = d / unit_voxels
+    x = (np.arange(grid) - (grid - 1) / 2.0) * g  # grid voxel centres, mm
+    mats, hw = [], []
+    for c, n in zip(center_ji, shape_ji):
+        t = np.arange(n)
+        half = grid * g / 2.0
+        t = t[(t >= np.floor(c - half / s - 0.5)) & (t <= np.ceil(c + half / s + 0.5))]
+        y = (t - c) * s
+        if s < g:  # pixel finer than the grid: linear interpolation at the pixel centres (held at the ends)
+            mats.append((np.stack([np.interp(y, x, e) for e in np.eye(grid)], axis=1), None))
+            hw.append(s)
+        else:  # coarser: grid resolution, then averaged into pixels by overlap length
+            ov = np.minimum(y[:, None] + s / 2, x[None, :] + g / 2) - np.maximum(y[:, None] - s / 2, x[None, :] - g / 2)
+            mats.append((np.eye(grid), np.clip(ov, 0.0, None) / s))
+            hw.append(g)
+    work = np.einsum("kab,ja,ib->kji", field.astype(np.float64), mats[0][0], mats[1][0], optimize=True)
+    delta = (g * hw[0] * hw[1]) ** (1.0 / 3.0) / (sdf_clip * g)
+    target = np.pi / 6.0 * d**3 / (g * hw[0] * hw[1])
+
+    def occupancy(n_vox):
+        lo, hi = work.min() - delta, work.max() + delta
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if np.clip((mid - work) / delta + 0.5, 0.0, 1.0).sum() < n_vox:
+                lo = mid
+            else:
+                hi = mid
+        return np.clip((0.5 * (lo + hi) - work) / delta + 0.5, 0.0, 1.0)
+
+    def to_pixels(a):
+        for axis, (_, w) in enumerate(mats):
+            if w is not None:
+                a = np.moveaxis(np.tensordot(w, a, axes=([1], [axis])), 0, axis)
+        return a
+
+    occ = occupancy(target)
+    if 0.0 < cf < 1.0:
+        core = occupancy(cf * target).sum(axis=0) * g
+    else:
+        core = occ.sum(axis=0) * g if cf >= 1.0 else np.zeros_like(occ[0])
+    return to_pixels(occ.sum(axis=0) * g), to_pixels(core), to_pixels(occ.max(axis=0))
+
+
+@pytest.mark.parametrize("diameter,spacing,texture,sliders", [
+    (3.0, 0.15, "solid", (0.0, 0.0, 0.0)),
+    (3.0, 0.5, "part-solid", (1.0, -1.0, 2.0)),  # pixels coarser than the nodule grid
+    (10.0, 0.2, "part-solid", (-2.0, 1.5, 2.5)),
+    (10.0, 0.2, "ggo", (2.0, 2.5, -1.0)),
+    (28.0, 0.25, "solid", (-1.0, 2.0, 3.0)),
+    (28.0, 0.25, "part-solid", (0.5, -2.5, 1.0)),
+])
+def test_cxr_projection_matches_reference(model, monkeypatch, diameter, spacing, texture, sliders):
+    """The radiograph path (beam sums over the cropped nodule box) equals the plain full-grid computation."""
+    from medsynth.nodule import raster
+
+    used = []
+    fast = raster._project_cropped
+    monkeypatch.setattr(raster, "_project_cropped", lambda *a, **k: used.append(fast(*a, **k)) or used[-1])
+    spec = NoduleSpec(diameter_mm=diameter, texture=texture, solid_fraction=0.35, seed=21,
+                      sphericity=sliders[0], lobulation=sliders[1], spiculation=sliders[2])
+    field = model.field(spec.seed, spec.sphericity, spec.lobulation, spec.spiculation)
+    center, shape = (150.3, 140.6), (300, 280)
+    r = raster.rasterize(field, diameter, (1.0, spacing, spacing), (0.0,) + center, (1,) + shape, spec.core_fraction,
+                         model.unit_voxels, model.sdf_clip, project_axis0=True)
+    assert used and used[0] is not None  # the cropped path was taken (not the whole-grid fallback)
+    frac, core, cover = _reference_projection(field, diameter, spacing, center, shape, spec.core_fraction,
+                                              model.unit_voxels, model.sdf_clip)
+    assert r.frac.shape == frac.shape and r.frac.shape == tuple(sl.stop - sl.start for sl in r.roi)
+    tol = 2e-5 * diameter  # mm of thickness (float32 sampling and the solvers' 1e-6 volume tolerance)
+    assert np.abs(r.frac - frac).max() <= tol
+    assert np.abs(r.core - core).max() <= tol
+    near_half = np.abs(cover - 0.5) < 1e-4
+    assert np.array_equal(r.mask[~near_half], (cover >= 0.5)[~near_half])
+    assert abs(r.volume_mm3 - np.pi / 6.0 * diameter**3) <= 1e-4 * r.volume_mm3
+
+
 def test_cxr_dicom_monochrome1(model, tmp_path):
     from medsynth.io import read_volume
     from medsynth.nodule.images import array_photometric, display_monochrome2, read_host, reader_flips_monochrome1

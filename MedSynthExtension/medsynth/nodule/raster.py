@@ -12,6 +12,8 @@ On the working grid the occupancy is ``clip(0.5 - (field - L) / delta, 0, 1)`` (
 field units: a partial-volume ramp across the boundary) and the level ``L`` is solved (Newton on the
 piecewise-linear volume) so that the occupancy integrates to exactly the requested volume pi/6 D^3.
 The solid core of a part-solid nodule is the same field at a deeper level holding the core's volume.
+For a radiograph (projection along axis 0) the working grid is built only over the box where the field
+can reach the level (zero occupancy elsewhere, checked after solving; else the whole grid is used).
 """
 
 from __future__ import annotations
@@ -189,6 +191,92 @@ def coarse_level(field: np.ndarray, fraction: float, unit_voxels: float, sdf_cli
     return lev
 
 
+def _projected_raster(plans, ws, sp, thick, core_thick, cover, target, level, core_level, clipped) -> Raster:
+    """The projected Raster from thickness / core thickness / coverage maps on the working (j, i) grid."""
+    frac = _apply2(ws[1], ws[2], thick)
+    core = _apply2(ws[1], ws[2], core_thick) if core_thick is not None else np.zeros_like(frac)
+    mask = _apply2(ws[1], ws[2], cover) >= 0.5
+    roi = tuple(slice(p[0][0], p[0][1]) for p in plans[1:])
+    v_img = float(sp[1] * sp[2])
+    vol = float(frac.sum(dtype=np.float64) * v_img)
+    core_vol = float(core.sum(dtype=np.float64) * v_img)
+    clipped = clipped and vol < 0.995 * target
+    return Raster(roi=roi, frac=frac, core=core, mask=mask, target_volume_mm3=float(target), volume_mm3=vol,
+                  core_volume_mm3=core_vol, level=float(level), core_level=float(core_level), clipped=clipped,
+                  voxel_mm3=v_img)
+
+
+_CROP_MARGIN = 0.05  # field units (0.4 grid voxels) above the coarse level: the fine level stays within ~0.005 of it
+
+
+def _project_cropped(field, ups, delta, target_vox, start, cf, unit_voxels, sdf_clip):
+    """Beam-axis sums of the occupancy (and core occupancy) and its max, on the working (j, i) grid, computed
+    only inside the box where the interpolated field can be below ``T = start + margin + delta``.
+
+    A working voxel is interpolated from a convex combination of grid values, so outside the box (every tap
+    >= T) its value is >= T and its occupancy is exactly 0 as long as the solved level satisfies
+    ``level + delta / 2 < T``; the level then also solves the equation on the whole working grid (the voxels
+    left out add 0).  Returns ``(level, core_level, thick, core_thick, cover)`` (sums in working voxels,
+    ``core_thick`` None without a core), or None when that check fails (the caller uses the whole grid).
+    """
+    thresh = start + _CROP_MARGIN + delta
+    inside = field < thresh
+    if not inside.any():
+        return None
+    grid = field.shape[0]
+    sel = [slice(None)] * 3
+    ops_c = [None, None, None]
+    out_sl = [slice(None), slice(None)]
+    n_out = []
+    for a in range(3):
+        used = np.flatnonzero(inside.any(axis=tuple(b for b in range(3) if b != a)))
+        g0, g1 = int(used[0]), int(used[-1]) + 1
+        op = ups[a]
+        if op is None:  # working axis = grid axis: crop the field itself
+            sel[a] = slice(g0, g1)
+            if a:
+                out_sl[a - 1] = slice(g0, g1)
+                n_out.append(grid)
+            continue
+        idx, wts = op
+        need = ((idx >= g0) & (idx < g1)).any(axis=1)  # working voxels with a tap inside the box
+        rows = np.flatnonzero(need)
+        n_out.append(idx.shape[0])
+        if not rows.size:
+            return None
+        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        ops_c[a] = (idx[r0:r1], wts[r0:r1])
+        out_sl[a - 1] = slice(r0, r1)
+    work = _apply(ops_c, field[tuple(sel)])
+    limit = thresh - 1e-5 - delta / 2.0  # float32 rounding of the interpolation
+    level = solve_level(work, delta, target_vox, start=start)
+    occ = np.clip((level - work) / delta + 0.5, 0.0, 1.0)
+    if not (level < limit and abs(float(occ.sum(dtype=np.float64)) - target_vox) <= 1e-5 * max(target_vox, 1.0)):
+        return None
+    core_occ = None
+    core_level = level
+    if cf <= 0.0:
+        core_level = float("-inf")
+    elif cf < 1.0:
+        core_start = coarse_level(field, cf, unit_voxels, sdf_clip)
+        core_level = solve_level(work, delta, cf * target_vox, start=core_start + (level - start))
+        core_occ = np.clip((core_level - work) / delta + 0.5, 0.0, 1.0)
+        if not (core_level < limit and abs(float(core_occ.sum(dtype=np.float64)) - cf * target_vox)
+                <= 1e-5 * max(cf * target_vox, 1.0)):
+            return None
+    thick = np.zeros(n_out, np.float32)
+    thick[tuple(out_sl)] = occ.sum(axis=0)
+    cover = np.zeros(n_out, np.float32)
+    cover[tuple(out_sl)] = occ.max(axis=0)
+    core_thick = None
+    if cf >= 1.0:
+        core_thick = thick.copy()
+    elif core_occ is not None:
+        core_thick = np.zeros(n_out, np.float32)
+        core_thick[tuple(out_sl)] = core_occ.sum(axis=0)
+    return level, core_level, thick, core_thick, cover
+
+
 def rasterize(
     field: np.ndarray,
     diameter_mm: float,
@@ -223,15 +311,23 @@ def rasterize(
     ws = [p[2] for p in plans]
     hw = np.array([p[3] for p in plans])  # working voxel size per axis (mm)
     clipped = any(p[4] for p in plans)
-    work = _apply(ups, field)
     # ramp width: one working voxel (geometric mean) in field units
     delta = float(np.prod(hw) ** (1.0 / 3.0)) / (sdf_clip * g)
     v_work = float(np.prod(hw))
     target = np.pi / 6.0 * d**3
     start = coarse_level(field, 1.0, unit_voxels, sdf_clip)
+    cf = float(min(max(core_fraction, 0.0), 1.0))
+    if project_axis0:
+        proj = _project_cropped(field, ups, delta, target / v_work, start, cf, unit_voxels, sdf_clip)
+        if proj is not None:  # None: the level left the cropped box; fall back to the whole working grid
+            level, core_level, thick_w, core_w, cover_w = proj
+            thick_w *= hw[0]
+            if core_w is not None:
+                core_w *= hw[0]
+            return _projected_raster(plans, ws, sp, thick_w, core_w, cover_w, target, level, core_level, clipped)
+    work = _apply(ups, field)
     level = solve_level(work, delta, target / v_work, start=start)
     occ = np.clip((level - work) / delta + 0.5, 0.0, 1.0)
-    cf = float(min(max(core_fraction, 0.0), 1.0))
     if cf >= 1.0:
         core_level, core_occ = level, occ
     elif cf <= 0.0:
@@ -241,15 +337,9 @@ def rasterize(
         core_level = solve_level(work, delta, cf * target / v_work, start=core_start + (level - start))
         core_occ = np.clip((core_level - work) / delta + 0.5, 0.0, 1.0)
     if project_axis0:
-        thick = occ.sum(axis=0) * hw[0]
-        frac = _apply2(ws[1], ws[2], thick)
-        core = _apply2(ws[1], ws[2], core_occ.sum(axis=0) * hw[0]) if core_occ is not None else np.zeros_like(frac)
-        cover = _apply2(ws[1], ws[2], occ.max(axis=0))
-        mask = cover >= 0.5
-        roi = tuple(slice(p[0][0], p[0][1]) for p in plans[1:])
-        v_img = float(sp[1] * sp[2])
-        vol = float(frac.sum(dtype=np.float64) * v_img)
-        core_vol = float(core.sum(dtype=np.float64) * v_img)
+        return _projected_raster(plans, ws, sp, occ.sum(axis=0) * hw[0],
+                                 core_occ.sum(axis=0) * hw[0] if core_occ is not None else None,
+                                 occ.max(axis=0), target, level, core_level, clipped)
     else:
         frac = _apply(ws, occ)
         core = _apply(ws, core_occ) if core_occ is not None else np.zeros_like(frac)
