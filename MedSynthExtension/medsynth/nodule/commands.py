@@ -78,6 +78,78 @@ def run_batch(args) -> int:
     return 0
 
 
+def _detector_and_threshold(args):
+    from .cxr_detector import load_detector
+
+    if args.threshold is not None and not (0.0 <= args.threshold):
+        from ..errors import InputError
+
+        raise InputError(f"--threshold must be >= 0, got {args.threshold}")
+    return load_detector(args.detector, args.threshold)
+
+
+def run_detect(args) -> int:
+    import numpy as np
+
+    from ..errors import InputError
+    from ..io import write_json
+    from ..outputs import JSON, OutputPlan
+    from .benchmark import load_hosts
+
+    plan = OutputPlan(inputs=[args.image])
+    plan.file(args.json, "--json", JSON)
+    with plan:
+        if not Path(args.image).is_file():
+            raise InputError(f"image not found: {args.image}")
+        host = load_hosts([Path(args.image)], args.pixel_spacing, args.assume_width)[0]
+        detector = _detector_and_threshold(args)
+        dets = detector(host.volume)
+        result = {
+            "image": str(args.image), "detector": getattr(detector, "name", args.detector),
+            "threshold": getattr(detector, "threshold", None), "pixel_spacing_mm": host.pixel_mm,
+            "detections": [{"box_ij": [round(float(v), 1) for v in d.box], "score": round(float(d.score), 4),
+                            "center_ij": [round((d.box[0] + d.box[2]) / 2, 1), round((d.box[1] + d.box[3]) / 2, 1)],
+                            "diameter_mm": round(float(np.mean([d.box[2] - d.box[0], d.box[3] - d.box[1]])) *
+                                                 host.pixel_mm, 1)} for d in dets],
+        }
+        if args.json:
+            write_json(result, args.json)
+    print(f"{len(dets)} detection(s) by {result['detector']} (score >= {result['threshold']}):")
+    for d in result["detections"]:
+        print(f"  box i {d['box_ij'][0]:.0f}-{d['box_ij'][2]:.0f}, j {d['box_ij'][1]:.0f}-{d['box_ij'][3]:.0f}  "
+              f"about {d['diameter_mm']:.0f} mm  score {d['score']:.3f}")
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_benchmark_cmd(args) -> int:
+    from ..cli import progress_printer
+    from ..errors import InputError
+    from ..outputs import OutputPlan
+    from .benchmark import collect_files, run_benchmark, write_report
+
+    if args.per_image < 1:
+        raise InputError(f"--per-image must be at least 1, got {args.per_image}")
+    plan = OutputPlan(inputs=list(args.images))
+    plan.folder(args.out, "--out")
+    with plan:
+        collect_files([Path(p) for p in args.images])
+        detector = _detector_and_threshold(args)
+        report = run_benchmark([Path(p) for p in args.images], detector, seed=args.seed, per_image=args.per_image,
+                               attributes=args.attributes, pixel_spacing_mm=args.pixel_spacing,
+                               assume_width_mm=args.assume_width,
+                               progress=progress_printer)
+        write_report(report, Path(args.out))
+    print(f"detector {report['detector']}: {report['false_positives_per_image']:.2f} false positives per image "
+          f"on {len(report['images'])} unmodified image(s) (seed {report['seed']})")
+    for s in report["sensitivity"]:
+        sens = "n/a" if s["sensitivity"] is None else f"{s['sensitivity']:.2f}"
+        print(f"  {s['attribute']:<12} {str(s['value']):<16} {s['hits']:>3}/{s['total']:<3} sensitivity {sens}")
+    print(f"wrote {args.out}/report.json, sensitivity.csv, trials.csv and plots")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "nodule",
@@ -117,3 +189,40 @@ def register(sub) -> None:
             action.required = True
             action.help = (action.help or "").replace(" (default 10)", " (required)")
     b.set_defaults(func=run_batch)
+
+    detector_help = ("'shipped' (default: the trained RetinaNet, see Resources/Models/nodule-cxr-detector.md), 'log' "
+                     "(classical LoG blobs), a detector .onnx exported by medsynth.nodule.train_detector, or "
+                     "package.module:callable taking a one-slice MONOCHROME2 volume and returning detections")
+    d = sub.add_parser("nodule-detect", help="find nodules in a chest radiograph (boxes and scores)",
+                       description="Runs a radiograph nodule detector and prints its boxes (pixel indices i, j of the "
+                       "image) and scores.")
+    d.add_argument("image", help="chest radiograph (DICOM, PNG, JPEG, NRRD...)")
+    d.add_argument("--json", default=None, help="also write the detections as .json")
+    d.add_argument("--detector", default="shipped", help=detector_help)
+    d.add_argument("--threshold", type=finite_float, default=None,
+                   help="minimum score (default: the detector's operating point, about 0.5 false positives per image)")
+    d.add_argument("--pixel-spacing", type=positive_float, default=None,
+                   help="mm per pixel (default: from the file)")
+    d.add_argument("--assume-width", type=positive_float, default=None, metavar="MM",
+                   help="for images without pixel spacing (PNG/JPEG): the imaged width in mm (e.g. 370)")
+    d.set_defaults(func=run_detect)
+
+    m = sub.add_parser(
+        "nodule-benchmark", help="robustness benchmark of a radiograph nodule detector, one attribute at a time",
+        description="Inserts synthetic nodules one attribute at a time (diameter, texture, each shape slider, place: "
+        "upper / middle / lower lung, retrocardiac, subdiaphragmatic, over a rib, between ribs), runs the detector and "
+        "writes OUT/report.json (sensitivity per attribute value, false positives per unmodified image), "
+        f"sensitivity.csv, trials.csv and sensitivity_<attribute>.png; {PARENT_RULE}. Same seed, same benchmark.")
+    m.add_argument("--images", nargs="+", required=True, help="host radiographs: folders and/or files")
+    m.add_argument("--out", required=True, help="output folder")
+    m.add_argument("--detector", default="shipped", help=detector_help)
+    m.add_argument("--threshold", type=finite_float, default=None, help="minimum score (default: the detector's own)")
+    m.add_argument("--seed", type=int, default=0, help="places and shapes of the nodules (default 0)")
+    m.add_argument("--per-image", type=int, default=2, help="nodules per attribute value and image (default 2)")
+    m.add_argument("--attributes", nargs="+", default=None, metavar="NAME",
+                   help="only these attributes (diameter_mm texture sphericity lobulation spiculation zone)")
+    m.add_argument("--pixel-spacing", type=positive_float, default=None, help="mm per pixel for all images "
+                   "(default: from each file)")
+    m.add_argument("--assume-width", type=positive_float, default=None, metavar="MM",
+                   help="for images without pixel spacing (PNG/JPEG): the imaged width in mm (e.g. 370)")
+    m.set_defaults(func=run_benchmark_cmd)
