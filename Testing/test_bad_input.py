@@ -203,6 +203,9 @@ FILE_OUTPUTS = [
      "--json OUTPUT", ".json", None),
     ("eval-mr2ct", "evaluate mr2ct --data {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
     ("sbr-cohort-report", "sbr --cohort {i}/cohort --report OUTPUT", ".json", "cohort/sub-001_cft.nii.gz"),
+    ("nodule-detect-json", "nodule-detect {i}/cxr.png --assume-width 370 --detector log --json OUTPUT", ".json",
+     "cxr.png"),
+    ("eval-nodule-mining", "evaluate nodule-mining --base {i}/cohort --work {o}/w --json OUTPUT", ".json", None),
 ]
 
 for cid, argv, suf, src in FILE_OUTPUTS:
@@ -240,6 +243,8 @@ FOLDER_OUTPUTS = [
     ("cells", "cells --class NILM --count 2 --out OUTPUT", None),
     ("pet-simulate", "pet-simulate --subjects 1 --out OUTPUT", None),
     ("demo", "demo --only foundation --out OUTPUT", None),
+    ("nodule-benchmark", "nodule-benchmark --images {i}/cxr.png --assume-width 370 --detector log --per-image 1 "
+     "--attributes texture --out OUTPUT", None),
 ]
 for cid, argv, src in FOLDER_OUTPUTS:
     case(f"{cid}:out-is-a-file", argv.replace("OUTPUT", "{o}/f.txt"), r"exists and is a file", make_file("f.txt"))
@@ -262,6 +267,37 @@ case("nodule-batch:pixel-spacing-nan", "nodule-batch --images {i}/hosts --count 
      r"not a finite number")
 case("nodule-batch:pixel-spacing-zero", "nodule-batch --images {i}/hosts --count 1 --out {o}/b --pixel-spacing 0",
      r"not above 0")
+# radiograph detector and benchmark
+NODULE_DETECT = "nodule-detect {i}/cxr.png --assume-width 370"
+case("nodule-detect:missing-image", "nodule-detect {i}/nothere.png --detector log", r"not found")
+case("nodule-detect:text-image", "nodule-detect {i}/text.nrrd --detector log", r"text\.nrrd")
+case("nodule-detect:3d-volume", "nodule-detect {i}/ct.nrrd --detector log", r"3D volume")
+case("nodule-detect:png-without-spacing", "nodule-detect {i}/cxr.png --detector log", r"cxr\.png.*no pixel spacing")
+case("nodule-detect:detector-not-onnx", NODULE_DETECT + " --detector {i}/notes.txt", r"notes\.txt is not an ONNX")
+case("nodule-detect:detector-missing", NODULE_DETECT + " --detector {i}/none.onnx", r"detector not found")
+case("nodule-detect:detector-unknown", NODULE_DETECT + " --detector nonsense", r"give 'shipped'")
+case("nodule-detect:detector-not-importable", NODULE_DETECT + " --detector no_such_mod_xyz:f", r"cannot be imported")
+case("nodule-detect:detector-not-callable", NODULE_DETECT + " --detector medsynth:__version__", r"not callable")
+case("nodule-detect:detector-raises", NODULE_DETECT + " --detector medsynth.errors:InputError",
+     r"(raised|must return)")
+case("nodule-detect:threshold-nan", NODULE_DETECT + " --detector log --threshold nan", r"not a finite number")
+case("nodule-detect:threshold-negative", NODULE_DETECT + " --detector log --threshold -1", r"threshold must be >= 0")
+case("nodule-detect:pixel-spacing-zero", "nodule-detect {i}/cxr.png --pixel-spacing 0", r"not above 0")
+case("nodule-detect:assume-width-negative", "nodule-detect {i}/cxr.png --assume-width -3", r"not above 0")
+NODULE_BENCH = "nodule-benchmark --assume-width 370 --detector log --out {o}/bm"
+case("nodule-benchmark:no-images", NODULE_BENCH + " --images {i}/nodicom", r"no images")
+case("nodule-benchmark:images-missing", NODULE_BENCH + " --images {i}/nothere", r"not found")
+case("nodule-benchmark:ct-host", NODULE_BENCH + " --images {i}/hosts", r"a_ct\.nrrd is a 3D volume")
+case("nodule-benchmark:per-image-zero", NODULE_BENCH + " --images {i}/cxr.png --per-image 0", r"at least 1")
+case("nodule-benchmark:unknown-attribute", NODULE_BENCH + " --images {i}/cxr.png --attributes colour",
+     r"unknown attribute.*colour")
+case("nodule-benchmark:detector-not-a-detector",
+     "nodule-benchmark --images {i}/cxr.png --assume-width 370 --out {o}/bm --detector "
+     + str(REPO / "Resources" / "Models" / "nodule-shape-vae.onnx"), r"not a MedSynth radiograph detector")
+case("nodule-benchmark:png-without-spacing", "nodule-benchmark --images {i}/cxr.png --detector log --out {o}/bm",
+     r"cxr\.png.*no pixel spacing")
+case("eval-nodule-mining:base-not-a-detector", "evaluate nodule-mining --base {i}/cohort --work {o}/w",
+     r"not a trained detector folder")
 case("cells:binary-csv", "cells --class NILM --count 2 --out {o}", r"cells\.csv cannot be read as CSV",
      make_file("cells.csv", bytes(range(256)) * 4))
 case("cells:foreign-csv", "cells --class NILM --count 2 --out {o}", r"not a cells\.csv",

@@ -125,13 +125,17 @@ def test_tiny_training_exports_a_detector_that_matches_torch_and_resumes(hosts, 
     onnx_path = tmp_path / "det" / "detector.onnx"
     d = CanvasDetector(onnx_path, threshold=0.0)
     c = host_canvas(hosts / "P001a.nrrd")
-    scores, boxes = d.session.run(["scores", "boxes"], {"image": c.image[None, None]})
+    from medsynth.nodule.cxr_data import detector_input
+
+    x_np = detector_input(c.image, c.shape, c.pixel_mm)[None]
+    assert x_np.shape == (1, 2, CANVAS, CANVAS) and np.all(x_np[:, 1, c.shape[0]:] == 0)
+    scores, boxes = d.session.run(["scores", "boxes"], {"image": x_np})
     # the same numbers from the torch network through MONAI's own post-processing path
     det = build_detector()
     det.network.load_state_dict(torch.load(tmp_path / "det" / "checkpoint.pt", weights_only=True)["network"])
     det.eval()
     with torch.no_grad():
-        x = torch.from_numpy(c.image[None, None])
+        x = torch.from_numpy(x_np)
         heads = det.network(x)
         cls = torch.sigmoid(det._reshape_maps(heads[det.cls_key])[0, :, 0]).numpy()
         det.generate_anchors(x, heads)

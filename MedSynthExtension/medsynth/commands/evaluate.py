@@ -16,6 +16,7 @@ EVALUATOR_MODULES.append("medsynth.cyto.augmentation")
 EVALUATOR_MODULES.append("medsynth.mrct.evaluate")
 EVALUATOR_MODULES.append("medsynth.pet.evaluate")
 EVALUATOR_MODULES.append("medsynth.metaad.evaluate")
+EVALUATOR_MODULES.append("medsynth.nodule.mining")
 
 
 def register(sub) -> None:

@@ -131,6 +131,26 @@ def make_canvas(array2d: np.ndarray, pixel_mm: float, photometric: str = "MONOCH
     return Canvas(img, zoom, (h, w), float(pixel_mm) / float(np.mean(zoom)), tuple(a.shape))
 
 
+LOCAL_SIGMA_MM = 16.0
+
+
+def detector_input(image: np.ndarray, shape: Tuple[int, int], pixel_mm: float = WORK_MM) -> np.ndarray:
+    """The detector's two input channels [2, CANVAS, CANVAS] from a canvas array: the canvas itself and a local
+    contrast map (the image minus its Gaussian mean over ~16 mm, divided by the local standard deviation, /4),
+    which shows a blob against ribs, heart and diaphragm the same way; zero outside the covered ``shape``."""
+    a = np.asarray(image, np.float32)
+    h, w = shape
+    s = LOCAL_SIGMA_MM / pixel_mm
+    part = a[:h, :w]
+    mean = ndimage.gaussian_filter(part, s, mode="reflect")
+    dev = part - mean
+    sd = np.sqrt(ndimage.gaussian_filter(dev * dev, s, mode="reflect")) + 0.02
+    out = np.zeros((2,) + a.shape, np.float32)
+    out[0] = a
+    out[1, :h, :w] = np.clip(dev / sd, -4.0, 4.0) / 4.0
+    return out
+
+
 def host_canvas(path: Path, pixel_mm: Optional[float] = None) -> Canvas:
     """Read a radiograph file (DICOM/PNG/JPEG/...) and make its canvas; spacing from the file, ``pixel_mm`` or the
     width assumption of the insertion code (370 mm)."""
@@ -166,14 +186,16 @@ def lung_points(canvas: Canvas, diameter_mm: float, seed: int, max_points: int =
     return np.stack([ijk[:, 1], ijk[:, 0]], axis=1) if len(ijk) else np.zeros((0, 2))
 
 
-def insert_on_canvas(canvas: Canvas, image: np.ndarray, center_ji: Sequence[float], spec, model=None
-                     ) -> Tuple[np.ndarray, Optional[Tuple[float, float, float, float]]]:
-    """``image`` (a canvas array) with one nodule added at ``center_ji``; returns (new image, canvas box or None)."""
+def insert_on_canvas(canvas: Canvas, image: np.ndarray, center_ji: Sequence[float], spec, model=None,
+                     gain_factor: float = 1.0) -> Tuple[np.ndarray, Optional[Tuple[float, float, float, float]]]:
+    """``image`` (a canvas array) with one nodule added at ``center_ji``; returns (new image, canvas box or None).
+    ``gain_factor`` scales the estimated log gain (1 = the insertion's physics; > 1 more conspicuous)."""
     from .insertion import CXRContext, insert_cxr_region
 
     h, w = canvas.shape
     vol = Volume(image[None, :h, :w], make_ijk_to_ras((canvas.pixel_mm, canvas.pixel_mm, 1.0)), "canvas")
     ctx = CXRContext(vol, "MONOCHROME2", canvas.pixel_mm)
+    ctx.log_gain *= float(gain_factor)
     ras = vol.ijk_to_ras_points([[center_ji[1], center_ji[0], 0.0]])[0]
     res = insert_cxr_region(vol, ras, spec, model=model, context=ctx)
     out = image.copy()
@@ -216,8 +238,10 @@ def random_spec(rng: np.random.Generator, diameter_mm: Tuple[float, float] = DIA
 
 
 def synthetic_sample(canvas: Canvas, rng: np.random.Generator, max_nodules: int = 3, p_empty: float = 0.15,
-                     specs: Optional[Sequence] = None, model=None) -> Tuple[np.ndarray, List[SampleNodule]]:
-    """A canvas with 0..``max_nodules`` random nodules (or the given ``specs``) at lung points, not overlapping."""
+                     specs: Optional[Sequence] = None, model=None, gain_range: Tuple[float, float] = (1.0, 1.0)
+                     ) -> Tuple[np.ndarray, List[SampleNodule]]:
+    """A canvas with 0..``max_nodules`` random nodules (or the given ``specs``) at lung points, not overlapping;
+    each nodule's log gain scaled by a factor drawn from ``gain_range``."""
     img = canvas.image.copy()
     if specs is None:
         n = 0 if rng.random() < p_empty else int(rng.integers(1, max_nodules + 1))
@@ -231,7 +255,8 @@ def synthetic_sample(canvas: Canvas, rng: np.random.Generator, max_nodules: int 
             r = spec.diameter_mm / canvas.pixel_mm
             if all(np.hypot(*(np.asarray(c) - p.center_ji)) > 0.5 * r + 0.5 * (p.box_ji[2] - p.box_ji[0]) + 2
                    for p in placed):
-                img, box = insert_on_canvas(canvas, img, c, spec, model)
+                g = float(rng.uniform(*gain_range)) if gain_range[1] > gain_range[0] else float(gain_range[0])
+                img, box = insert_on_canvas(canvas, img, c, spec, model, g)
                 if box is not None:
                     placed.append(SampleNodule(spec.to_dict(), box, (float(c[0]), float(c[1]))))
                 break

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ..volume import Volume
-from .cxr_data import CANVAS, Canvas, make_canvas
+from .cxr_data import CANVAS, Canvas, detector_input, make_canvas
 from .detect import Detection, LoGBlobDetector, box_iou
 
 MODEL_ID = "nodule-cxr-detector"
@@ -80,16 +80,17 @@ class CanvasDetector:
         names = [i.name for i in self.session.get_inputs()]
         outs = [o.name for o in self.session.get_outputs()]
         shape = self.session.get_inputs()[0].shape
-        if names != ["image"] or outs[:2] != ["scores", "boxes"] or list(shape[-2:]) != [CANVAS, CANVAS]:
+        if names != ["image"] or outs[:2] != ["scores", "boxes"] or list(shape[-3:]) != [2, CANVAS, CANVAS]:
             raise InputError(f"{self.name} is not a MedSynth radiograph detector (inputs {names} {shape}, outputs "
-                             f"{outs}; expected image [1, 1, {CANVAS}, {CANVAS}] -> scores, boxes)")
+                             f"{outs}; expected image [1, 2, {CANVAS}, {CANVAS}] -> scores, boxes)")
         self.threshold = float(threshold if threshold is not None else op.get("score_threshold", 0.5))
 
-    def detect_array(self, image: np.ndarray, shape: Tuple[int, int], threshold: Optional[float] = None
-                     ) -> List[Tuple[Tuple[float, float, float, float], float]]:
+    def detect_array(self, image: np.ndarray, shape: Tuple[int, int], threshold: Optional[float] = None,
+                     pixel_mm: float = 1.0) -> List[Tuple[Tuple[float, float, float, float], float]]:
         """(box (j0, i0, j1, i1) on the canvas, score) for a canvas array whose image covers ``shape``."""
         thr = self.threshold if threshold is None else float(threshold)
-        scores, boxes = self.session.run(["scores", "boxes"], {"image": image[None, None].astype(np.float32)})
+        x = detector_input(image, shape, pixel_mm)[None]
+        scores, boxes = self.session.run(["scores", "boxes"], {"image": x})
         h, w = shape
         keep = scores >= thr
         cj, ci = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
@@ -102,7 +103,7 @@ class CanvasDetector:
         return [(tuple(float(v) for v in boxes[i]), float(scores[i])) for i in idx]
 
     def detect_canvas(self, canvas: Canvas, threshold: Optional[float] = None):
-        return self.detect_array(canvas.image, canvas.shape, threshold)
+        return self.detect_array(canvas.image, canvas.shape, threshold, canvas.pixel_mm)
 
 
 def _session(path: Path, threads: Optional[int]):

@@ -35,7 +35,7 @@ ARMS = ("none", "random", "mined")
 
 def _examples(canvases, detector, n: int, seed: int, mined: bool, budget: int) -> Tuple[list, Dict[str, Any]]:
     """``n`` one-nodule samples (float16 canvas, boxes, shape): random ones, or ones the detector misses."""
-    from .cxr_data import insert_on_canvas, lung_points, random_spec
+    from .cxr_data import detector_input, insert_on_canvas, lung_points, random_spec
     from .cxr_detector import is_hit
 
     rng = np.random.default_rng(seed)
@@ -52,11 +52,11 @@ def _examples(canvases, detector, n: int, seed: int, mined: bool, budget: int) -
             continue
         tried += 1
         if mined:
-            dets = detector.detect_array(img, c.shape)
+            dets = detector.detect_array(img, c.shape, pixel_mm=c.pixel_mm)
             if any(is_hit(b, box) for b, _ in dets):
                 continue
             missed_specs.append(spec.to_dict())
-        out.append((img.astype(np.float16), np.array([box], np.float32), c.shape))
+        out.append((detector_input(img, c.shape, c.pixel_mm).astype(np.float16), np.array([box], np.float32), c.shape))
     facts = {"wanted": n, "got": len(out), "tried": tried}
     if mined and missed_specs:
         d = np.array([s["diameter_mm"] for s in missed_specs])
@@ -94,7 +94,7 @@ def score_detector(detector, canvases, items, target_fp: float = 0.5) -> Dict[st
     best: List[Tuple[Dict[str, Any], float]] = []
     for it in items:
         c = canvases[it["canvas"]]
-        dets = detector.detect_array(it["image"].astype(np.float32), c.shape, threshold=0.02)
+        dets = detector.detect_array(it["image"].astype(np.float32), c.shape, threshold=0.02, pixel_mm=c.pixel_mm)
         if it["box"] is None:
             n_plain += 1
             fp_scores.extend(s for _, s in dets)
@@ -157,7 +157,7 @@ def run_mining(base: Path, out: Path, seeds: Sequence[int], extra: int = 150, st
             extra_pool = {"none": None, "random": rand, "mined": mined}[arm]
             t0 = time.time()
             train(images, folder, steps, seed=seed, lr=lr, init=base / "checkpoint.pt", extra_pool=extra_pool,
-                  pool_size=300, split_seed=facts.get("split_seed", 0), log=lambda m: None)
+                  pool_size=300, split_seed=facts.get("split_seed", 0), log=lambda m: None, curriculum=False)
             thr = calibrate(folder / "detector.onnx", split["val"], seed + 7)["score_threshold"]
             det = CanvasDetector(folder / "detector.onnx", threshold=thr)
             sc = score_detector(det, test_canvases, items)

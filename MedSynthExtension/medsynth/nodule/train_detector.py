@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .cxr_data import CANVAS, Canvas, host_canvas, split_by_patient, synthetic_sample
+from .cxr_data import CANVAS, Canvas, detector_input, host_canvas, split_by_patient, synthetic_sample
 
 CROP = 256
 ANCHOR_BASE = ((8, 8), (12, 12), (16, 16))
@@ -54,7 +54,7 @@ def build_detector(widths: Sequence[int] = (32, 64, 128, 256), fpn_channels: int
         def __init__(self) -> None:
             super().__init__()
             self.body = resnet.ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=list(widths), spatial_dims=2,
-                                      n_input_channels=1, conv1_t_size=7, conv1_t_stride=2, num_classes=1)
+                                      n_input_channels=2, conv1_t_size=7, conv1_t_stride=2, num_classes=1)
             self.body.fc = None
             self.fpn = FeaturePyramidNetwork(spatial_dims=2, in_channels_list=list(widths[1:]), out_channels=fpn_channels)
             self.out_channels = fpn_channels
@@ -108,16 +108,32 @@ def host_split(images: Sequence[Path], seed: int = 0, test_fraction: float = 0.3
     return {"train": train, "val": val, "test": test}
 
 
+#: training nodules' log gain is scaled by a factor in this range: the real metastases of RG1_UNCR show 1-2x the
+#: local contrast of synthetic solid nodules of their size (docs/nodule.md)
+TRAIN_GAIN = (1.0, 2.0)
+
+
+def curriculum_gain(step: int, steps: int) -> Tuple[float, float]:
+    """Gain range of the pool at ``step``: from 3-4x (conspicuous nodules: a network from scratch learns what a
+    nodule looks like; at 1-2x it stayed at the prior for 800 steps) down to :data:`TRAIN_GAIN` at 60 % of the run."""
+    f = min(1.0, step / max(1.0, 0.6 * steps))
+    lo = 3.0 + f * (TRAIN_GAIN[0] - 3.0)
+    hi = 4.0 + f * (TRAIN_GAIN[1] - 4.0)
+    return (round(lo, 3), round(hi, 3))
+
+
 def make_pool(canvases: Sequence[Canvas], n: int, seed: int, specs: Optional[Sequence[Sequence[Any]]] = None,
-              model=None) -> List[Tuple[np.ndarray, np.ndarray]]:
-    """``n`` samples (float16 canvas, boxes [m, 4] in (j0, i0, j1, i1)); ``specs``: given nodules per sample."""
+              model=None, gain_range: Tuple[float, float] = TRAIN_GAIN) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """``n`` samples (float16 detector input [2, C, C], boxes [m, 4] in (j0, i0, j1, i1), covered shape);
+    ``specs``: given nodules per sample."""
     rng = np.random.default_rng(seed)
     pool = []
     for s in range(n):
         c = canvases[int(rng.integers(len(canvases)))] if specs is None else canvases[s % len(canvases)]
-        img, nods = synthetic_sample(c, rng, specs=None if specs is None else specs[s], model=model)
+        img, nods = synthetic_sample(c, rng, specs=None if specs is None else specs[s], model=model,
+                                     gain_range=gain_range)
         boxes = np.array([nd.box_ji for nd in nods], np.float32).reshape(-1, 4)
-        pool.append((img.astype(np.float16), boxes, c.shape))
+        pool.append((detector_input(img, c.shape, c.pixel_mm).astype(np.float16), boxes, c.shape))
     return pool
 
 
@@ -137,10 +153,10 @@ def crop_batch(pool, rng: np.random.Generator, batch: int, crop: int = CROP, aug
             j0 = int(rng.integers(0, max(1, min(h, CANVAS) - crop // 2)))
             i0 = int(rng.integers(0, max(1, min(w, CANVAS) - crop // 2)))
             j0, i0 = min(j0, CANVAS - crop), min(i0, CANVAS - crop)
-        patch = img[j0 : j0 + crop, i0 : i0 + crop].astype(np.float32)
+        patch = img[:, j0 : j0 + crop, i0 : i0 + crop].astype(np.float32)
         if augment:
-            patch = patch * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
-            patch = patch + rng.normal(0, rng.uniform(0, 0.01), patch.shape).astype(np.float32)
+            patch[0] = patch[0] * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+            patch[0] = patch[0] + rng.normal(0, rng.uniform(0, 0.01), patch[0].shape).astype(np.float32)
         kept = []
         for b in boxes:
             nb = np.array([b[0] - j0, b[1] - i0, b[2] - j0, b[3] - i0], np.float32)
@@ -149,20 +165,20 @@ def crop_batch(pool, rng: np.random.Generator, batch: int, crop: int = CROP, aug
             if area > 0 and (cl[2] - cl[0]) * (cl[3] - cl[1]) >= 0.6 * area:
                 kept.append(cl)
         bx = torch.tensor(np.array(kept, np.float32).reshape(-1, 4))
-        imgs.append(torch.from_numpy(np.ascontiguousarray(patch))[None])
+        imgs.append(torch.from_numpy(np.ascontiguousarray(patch)))
         targets.append({"box": bx, "label": torch.zeros(len(bx), dtype=torch.long)})
     return torch.stack(imgs), targets
 
 
 # --------------------------------------------------------------------------- export
 def export_onnx(det, path: Path) -> None:
-    """The network, the canvas's anchors and the box decoding as one ONNX graph: image [1, 1, C, C] ->
+    """The network, the canvas's anchors and the box decoding as one ONNX graph: image [1, 2, C, C] ->
     scores [A] (sigmoid), boxes [A, 4] (j0, i0, j1, i1 on the canvas)."""
     import torch
 
     det.eval()
     with torch.no_grad():
-        probe = torch.zeros(1, 1, CANVAS, CANVAS)
+        probe = torch.zeros(1, 2, CANVAS, CANVAS)
         heads = det.network(probe)
         det.generate_anchors(probe, heads)
         anchors = det.anchors[0].detach().clone()
@@ -180,7 +196,7 @@ def export_onnx(det, path: Path) -> None:
             return torch.sigmoid(cls), det.box_coder.decode_single(reg, self.anchors)
 
     tmp = path.with_name(path.name + ".part")
-    torch.onnx.export(Exported().eval(), (torch.zeros(1, 1, CANVAS, CANVAS),), str(tmp), dynamo=False,
+    torch.onnx.export(Exported().eval(), (torch.zeros(1, 2, CANVAS, CANVAS),), str(tmp), dynamo=False,
                       opset_version=17, input_names=["image"], output_names=["scores", "boxes"])
     os.replace(tmp, path)
 
@@ -192,7 +208,8 @@ def _checkpoint(out: Path) -> Path:
 
 def train(images: Sequence[Path], out: Path, steps: int, seed: int = 0, batch: int = 8, lr: float = 1e-3,
           init: Optional[Path] = None, extra_pool: Optional[list] = None, pool_size: int = 400, pool_every: int = 400,
-          save_every: int = 100, split_seed: int = 0, log=print, model=None) -> Dict[str, Any]:
+          save_every: int = 100, split_seed: int = 0, log=print, model=None, curriculum: bool = True
+          ) -> Dict[str, Any]:
     """Train (or continue) the detector in ``out``; returns facts (steps done, seconds, losses, split)."""
     import torch
 
@@ -221,7 +238,9 @@ def train(images: Sequence[Path], out: Path, steps: int, seed: int = 0, batch: i
     for step in range(start, steps):
         if pool_id != step // pool_every:
             pool_id = step // pool_every
-            pool = make_pool(canvases, pool_size, seed * 100_003 + pool_id, model=model)
+            gain = curriculum_gain(step, steps) if curriculum else TRAIN_GAIN
+            pool = make_pool(canvases, pool_size, seed * 100_003 + pool_id, model=model, gain_range=gain)
+            log(f"step {step}: new pool of {pool_size} samples, nodule gain {gain[0]:g}-{gain[1]:g}")
             if extra_pool:
                 pool = pool + list(extra_pool)
         rng = np.random.default_rng([seed, step])
@@ -265,7 +284,7 @@ def calibrate(detector_path: Path, val: Sequence[Path], seed: int, samples_per_h
         imgs = [(c.image, [])] + [(im, [n.box_ji for n in nods]) for im, nods in
                                   (synthetic_sample(c, rng) for _ in range(samples_per_host))]
         for im, boxes in imgs:
-            dets = d.detect_array(im, c.shape)
+            dets = d.detect_array(im, c.shape, pixel_mm=c.pixel_mm)
             used = hits(dets, boxes)
             fp_scores.extend(s for (b, s), u in zip(dets, used) if not u)
             n_images += 1
