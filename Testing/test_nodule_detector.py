@@ -281,3 +281,31 @@ def test_commands_detect_and_benchmark(hosts, tmp_path):
     empty.mkdir()
     rc, out, err = run_cli(["nodule-benchmark", "--images", str(empty), "--out", str(tmp_path / "e")])
     assert rc == 2 and "no images" in err
+
+
+def test_training_crops_keep_boxes_on_their_objects_through_mirroring():
+    from scipy import ndimage
+
+    from medsynth.nodule.train_detector import crop_batch
+
+    img = np.zeros((2, CANVAS, CANVAS), np.float16)
+    boxes = np.array([[100, 120, 118, 131], [200, 300, 230, 322]], np.float32)  # (j0, i0, j1, i1), exclusive ends
+    for j0, i0, j1, i1 in boxes.astype(int):
+        img[:, j0:j1, i0:i1] = 1.0
+    pool = [(img, boxes, (CANVAS, CANVAS))]
+    rng = np.random.default_rng(1)
+    seen = 0
+    for _ in range(10):
+        x, targets = crop_batch(pool, rng, 4)
+        for patch, t in zip(x.numpy(), targets):
+            on = patch[0] > 0.5
+            got = {tuple(b) for b in t["box"].numpy().round().astype(int).tolist()}
+            for j0, i0, j1, i1 in got:
+                assert on[j0:j1, i0:i1].all()  # every box lies on its object
+            lab, n = ndimage.label(on)
+            for sl in ndimage.find_objects(lab):
+                js, is_ = sl
+                if js.start > 0 and is_.start > 0 and js.stop < on.shape[0] and is_.stop < on.shape[1]:
+                    assert (js.start, is_.start, js.stop, is_.stop) in got  # a whole object has its exact box
+                    seen += 1
+    assert seen >= 10

@@ -7,7 +7,7 @@ negative sampling from :class:`monai.apps.detection.networks.retinanet_detector.
 
 Data: the training hosts' canvases (:mod:`.cxr_data`); a pool of samples with 0-3 random nodules inserted by the
 project's own radiograph insertion is drawn from them (a fresh pool every ``pool_every`` steps); each step takes
-random 256 px crops with contrast / brightness / noise changes.  The boxes come from the inserted masks.
+random 256 px crops with contrast / brightness / noise changes and left-right / up-down mirroring.  The boxes come from the inserted masks.
 
 Resumable: ``OUT/checkpoint.pt`` (weights, optimizer, step) is written every ``save_every`` steps and at the end;
 a later run with the same ``--out`` continues from it (same seed: the same batches), so CPU runs and short GPU runs
@@ -164,6 +164,13 @@ def crop_batch(pool, rng: np.random.Generator, batch: int, crop: int = CROP, aug
             area = (nb[2] - nb[0]) * (nb[3] - nb[1])
             if area > 0 and (cl[2] - cl[0]) * (cl[3] - cl[1]) >= 0.6 * area:
                 kept.append(cl)
+        if augment:  # mirror images: more kinds of background (34 hosts are few) for the same nodules
+            if rng.random() < 0.5:
+                patch = patch[:, :, ::-1]
+                kept = [np.array([b[0], crop - b[3], b[2], crop - b[1]], np.float32) for b in kept]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1, :]
+                kept = [np.array([crop - b[2], b[1], crop - b[0], b[3]], np.float32) for b in kept]
         bx = torch.tensor(np.array(kept, np.float32).reshape(-1, 4))
         imgs.append(torch.from_numpy(np.ascontiguousarray(patch)))
         targets.append({"box": bx, "label": torch.zeros(len(bx), dtype=torch.long)})
