@@ -221,9 +221,28 @@ def test_benchmark_zones_are_where_they_say(cxr):
     assert up < mid < low
     if len(z["subdiaphragmatic"]):
         assert z["subdiaphragmatic"][:, 0].mean() > low
-    if len(z["over-rib"]) and len(z["between-ribs"]):
-        img = cxr.array[0].astype(np.float32)
-        assert set(map(tuple, z["over-rib"].astype(int))).isdisjoint(map(tuple, z["between-ribs"].astype(int)))
+
+
+def test_benchmark_rib_zones_lie_on_and_between_rib_shadows(monkeypatch):
+    from medsynth.nodule import candidates
+    from medsynth.nodule.benchmark import HostImage, zone_points
+
+    # a drawn radiograph (1 mm pixels): bright body, two dark lung fields, horizontal rib shadows 12 mm wide
+    # every 30 mm
+    jj, ii = np.mgrid[:400, :360].astype(np.float32)
+    img = np.full((400, 360), 800.0, np.float32)
+    for ci in (100, 260):
+        img[((jj - 190) / 140) ** 2 + ((ii - ci) / 60) ** 2 <= 1] = 200.0
+    rib = ((jj - 40) % 30) < 12
+    img = img + 60.0 * rib
+    lungs = img < 500  # the drawn lung fields (ribs included), as the lung-field heuristic would give on a real image
+    monkeypatch.setattr(candidates, "cxr_lung_mask", lambda volume, photometric, spacing: (lungs[::2, ::2], 2))
+    h = HostImage("drawn", Volume(img[None], make_ijk_to_ras((1.0, 1.0, 1.0))), 1.0)
+    z = zone_points(h, np.random.default_rng(0), 8.0)
+    on = lambda pts: float(np.mean([rib[int(j), int(i)] for j, i in pts]))  # noqa: E731
+    assert len(z["over-rib"]) > 20 and len(z["between-ribs"]) > 20
+    # rib pixels are 40 % of the lung: over-rib places lie mostly on them, between-ribs places mostly off them
+    assert on(z["over-rib"]) > 0.7 and on(z["between-ribs"]) < 0.4
 
 
 def test_user_detector_callable_errors_are_named(hosts, tmp_path, monkeypatch):
