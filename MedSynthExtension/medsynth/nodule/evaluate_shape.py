@@ -11,6 +11,12 @@ patients' nodules with the shipped encoder and reports:
   slider value vs measured attribute per nodule (median, mean, share >= 0.8) and pooled over nodules;
 * effect size: (measure at +3 - measure at -3) / mean measure over the sweep, median over nodules;
 * cross-talk: the same correlation for the other two measures (lower is better);
+* change size: measure at +3 minus at -3, in robust standard deviations of the real held-out nodules'
+  measure (median over nodules), for the own and the other measures;
+* independent check: the same correlation for measures used neither in training nor for fitting the slider
+  directions (:data:`medsynth.nodule.measures.INDEPENDENT_NAMES`: compactness from the isosurface mesh, convex-hull
+  deficit, opening residue); expected signs: sphericity +compactness, lobulation +hull deficit, spiculation
+  +opening residue (each also reacts to the other attributes: compactness drops for any roughness);
 * how well the slider reading of the real nodules predicts their measure and the readers' score.
 """
 
@@ -25,7 +31,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from .latent import ATTRIBUTE_MEASURE, ATTRIBUTES, spearman
-from .measures import measure_field
+from .measures import INDEPENDENT_NAMES, independent_measures, measure_field
 
 SLIDER_VALUES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 
@@ -61,26 +67,36 @@ def evaluate(
             "spearman_vs_measure": spearman(readings[:, i], m),
             "spearman_vs_reader_score": spearman(readings[:, i], data["scores"][held, names.index(a)]),
         }
-    # slider sweeps
+    # slider sweeps; changes -3 -> +3 in robust SDs (1.4826 MAD) of the real held-out nodules' measures
+    scale = np.array([1.4826 * np.median(np.abs(v - np.median(v))) for v in
+                      (np.array([r[ATTRIBUTE_MEASURE[a]] for r in real]) for a in ATTRIBUTES)])
     sweeps: Dict[str, Dict[str, object]] = {}
     n_total = len(ATTRIBUTES) * len(held)
     for ai, a in enumerate(ATTRIBUTES):
         per_nodule = []
         cross = {b: [] for b in ATTRIBUTES if b != a}
-        pooled_v, pooled_m, rel = [], [], []
+        indep = {k: [] for k in INDEPENDENT_NAMES}
+        pooled_v, pooled_m, rel, delta = [], [], [], []
         for n, z in enumerate(mu):
             if progress is not None and n % 25 == 0:
                 progress((ai * len(held) + n) / n_total, f"slider {a}: nodule {n}/{len(held)}")
             codes = np.stack([model.latent.steer(z, {a: v}) for v in SLIDER_VALUES])
             dec = model.decode(codes)
-            ms = [measure_field(d, unit_level(d, model.unit_voxels), with_solidity=False) for d in dec]
+            ms = []
+            for d in dec:
+                level = unit_level(d, model.unit_voxels)
+                ms.append(dict(measure_field(d, level, with_solidity=False), **independent_measures(d, level)))
             own = [m[ATTRIBUTE_MEASURE[a]] for m in ms]
+            delta.append([(ms[-1][ATTRIBUTE_MEASURE[b]] - ms[0][ATTRIBUTE_MEASURE[b]]) / scale[j]
+                          for j, b in enumerate(ATTRIBUTES)])
             per_nodule.append(spearman(SLIDER_VALUES, own))
             rel.append((own[-1] - own[0]) / max(abs(float(np.mean(own))), 1e-9))
             pooled_v.extend(SLIDER_VALUES)
             pooled_m.extend(own)
             for b in cross:
                 cross[b].append(spearman(SLIDER_VALUES, [m[ATTRIBUTE_MEASURE[b]] for m in ms]))
+            for k in INDEPENDENT_NAMES:
+                indep[k].append(spearman(SLIDER_VALUES, [m[k] for m in ms]))
         rho = np.array(per_nodule)
         sweeps[a] = {
             "measure": ATTRIBUTE_MEASURE[a],
@@ -90,6 +106,11 @@ def evaluate(
             "pooled_spearman": spearman(pooled_v, pooled_m),
             "median_relative_change": float(np.median(rel)),
             "cross_talk_median_spearman": {ATTRIBUTE_MEASURE[b]: float(np.median(v)) for b, v in cross.items()},
+            "cross_talk_share_abs_le_0.3": {ATTRIBUTE_MEASURE[b]: float(np.mean(np.abs(v) <= 0.3))
+                                            for b, v in cross.items()},
+            "median_change_in_sd": {ATTRIBUTE_MEASURE[b]: float(np.median(np.asarray(delta)[:, j]))
+                                    for j, b in enumerate(ATTRIBUTES)},
+            "independent_median_spearman": {k: float(np.median(v)) for k, v in indep.items()},
         }
     if progress is not None:
         progress(1.0, "evaluated")

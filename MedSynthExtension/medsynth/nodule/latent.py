@@ -6,6 +6,11 @@ training nodules' latent means.  Its projection ``t_a = w_a . z`` has mean ``m_a
 ``s_a`` over the training nodules.  A slider value ``v`` (in those standard deviations) asks for
 ``t_a = m_a + v * s_a``; all three requests are met at once by the smallest change of ``z``
 (``z' = z + W^T (W W^T)^-1 (t - W z)``), so moving one slider leaves the other two projections unchanged.
+
+With ``"steering": "offset"`` in the JSON (sliders fitted to the decoder's response,
+:mod:`medsynth.nodule.fit_sliders`) a slider value is instead an offset from the code's own shape:
+``z' = z + sum_a v_a s_a S_a`` with ``S = W^T (W W^T)^-1`` (unit: the fitted step; 0 = the nodule as drawn or
+encoded), so each slider moves along its own fitted step whatever the other readings are.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ class LatentSpace:
         self.proj_mean = np.array([attrs[a]["mean"] for a in self.names], np.float64)
         self.proj_std = np.array([attrs[a]["std"] for a in self.names], np.float64)
         self._gram_inv = np.linalg.inv(self.weights @ self.weights.T)
+        self.offset = data.get("steering", "absolute") == "offset"
 
     @classmethod
     def load(cls, path: Path) -> "LatentSpace":
@@ -51,8 +57,12 @@ class LatentSpace:
         return {a: float(v) for a, v in zip(self.names, (t - self.proj_mean) / self.proj_std)}
 
     def steer(self, z: np.ndarray, values: Mapping[str, Optional[float]]) -> np.ndarray:
-        """``z`` moved (least change) so that each named slider reads its value; ``None`` keeps that one as it is."""
+        """``z`` moved (least change) so that each named slider reads its value; ``None`` keeps that one as it is.
+        Offset steering: ``z`` moved by each named slider's value times its step (``None`` or 0: not moved)."""
         z = np.asarray(z, np.float64)
+        if self.offset:
+            v = np.array([float(values.get(a) or 0.0) for a in self.names])
+            return z + self.weights.T @ (self._gram_inv @ (v * self.proj_std))
         t_now = self.weights @ z
         target = t_now.copy()
         for i, a in enumerate(self.names):

