@@ -52,7 +52,8 @@ class LatentSpace:
         return self.mean + self.chol @ eps
 
     def sliders(self, z: np.ndarray) -> Dict[str, float]:
-        """Slider values (in training standard deviations) that describe ``z``."""
+        """Slider readings of ``z``: its projections, centred on the training codes and in slider units (training
+        standard deviations; offset steering: steps)."""
         t = self.weights @ np.asarray(z, np.float64)
         return {a: float(v) for a, v in zip(self.names, (t - self.proj_mean) / self.proj_std)}
 
