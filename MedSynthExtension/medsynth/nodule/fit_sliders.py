@@ -1,18 +1,18 @@
-"""Slider directions from the decoder's own response (numpy + ONNX Runtime, no torch).
+"""Slider steps fitted to the decoder's own response (numpy + ONNX Runtime, no torch).
 
-    python -m medsynth.nodule.fit_sliders [--models Resources/Models] [--codes 300] [--seed 0]
+    python -m medsynth.nodule.fit_sliders [--models Resources/Models] [--codes 120] [--iterations 6]
+        [--axes attributes|all] [--hold all|roundness] [--eval-limit N] [--json OUT]
 
 The shape measures (roundness, lobulation, spiculation; :func:`medsynth.nodule.measures.measure_field`) of
-decoded shapes are fitted as a linear function of the latent code, m(decode(z + d)) - m(decode(z)) ~ J d,
-from random code changes d (``--scale`` x the training codes' covariance) around training nodules' codes.
-Row a of J (in training standard deviations of measure a) becomes slider a's weight vector; the runtime
-steering (:meth:`LatentSpace.steer`: the least change of z meeting all three projections) then moves measure a
-while holding the linearised other two measures constant: the minimum-norm solution of J d = e_a.  Only
-training patients are used; the held-out patients and the independent measures are left for
-:mod:`medsynth.nodule.evaluate_shape`.  Rewrites the decoder's side file (``nodule-shape-vae.json``) and
-its sha256 in the manifest, then evaluates on the held-out patients
-(:func:`medsynth.nodule.evaluate_shape.evaluate`) and writes those figures into the manifest entry's metrics
-and the card's "Sliders" and "Held-out figures" sections.
+decoded shapes are swept on training codes (shipped encoder, training patients only); R = median slope of each
+measure (in robust training SDs) per unit of a code change.  (1) R on the code axes (the 3 attribute
+coordinates, or all whitened axes) gives the minimum-norm step per slider that moves its own measure by
+:data:`UNIT_STD` and holds the other two; (2) damped corrections S <- S R^-1 diag(UNIT_STD) from the sliders'
+own 3 x 3 response cancel the median cross slopes; the iterate with the smallest cross ratio is kept.  The
+sliders become offsets (``"steering": "offset"``, :class:`LatentSpace`).  The held-out patients and the
+independent measures are left for :mod:`medsynth.nodule.evaluate_shape`.  Rewrites the decoder's side file
+(``nodule-shape-vae.json``) and its sha256 in the manifest, then evaluates on the held-out patients and writes
+those figures into the manifest entry's metrics and the card's "Sliders" and "Held-out figures" sections.
 """
 
 from __future__ import annotations
@@ -104,8 +104,9 @@ def cross_ratio(r: np.ndarray, hold: str = "all") -> float:
     return float(max(abs(r[b, a]) / own[b] for a in range(3) for b in range(3) if h[b, a]))
 
 
-def fit_steps(latent: LatentSpace, model, mu: np.ndarray, n_codes: int = 200, iterations: int = 6, seed: int = 0,
-              axes: str = "all", hold: str = "all", log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+def fit_steps(latent: LatentSpace, model, mu: np.ndarray, n_codes: int = 120, iterations: int = 6, seed: int = 0,
+              axes: str = "attributes", hold: str = "all",
+              log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
     """(1) R (3 x L): median response of the measures to each whitened code axis (columns of the Cholesky factor
     of the training codes' covariance, scaled by ``AXIS_SCALE``); steps = the minimum-norm (whitened) changes
     with R d = UNIT_STD[a] e_a.  (2) ``iterations`` damped corrections S <- S R3^-1 diag(UNIT_STD) from the
@@ -140,7 +141,8 @@ def fit_steps(latent: LatentSpace, model, mu: np.ndarray, n_codes: int = 200, it
             log(f"iteration {it}: response (rows measure, columns slider), worst cross ratio {score:.2f}\n"
                 f"{np.array2string(r, precision=3)}")
         if it < iterations:  # damped: the response is only roughly linear in the steps
-            steps = steps @ ((1 - DAMPING) * np.eye(3) + DAMPING * np.linalg.inv(np.where(held(hold) | np.eye(3, dtype=bool), r, 0.0)) @ target)
+            r_held = np.where(held(hold) | np.eye(3, dtype=bool), r, 0.0)  # pairs not held are not corrected
+            steps = steps @ ((1 - DAMPING) * np.eye(3) + DAMPING * np.linalg.inv(r_held) @ target)
     data = dict(latent.data)
     data["attributes"] = attributes_from_steps(best[1], mu, latent.data["attributes"])
     data["steering"] = "offset"
@@ -148,7 +150,8 @@ def fit_steps(latent: LatentSpace, model, mu: np.ndarray, n_codes: int = 200, it
 
     rn = r_axes / np.linalg.norm(r_axes, axis=1, keepdims=True)
     return {"latent": LatentSpace(data), "response_history": history, "pick": pick,
-            "decoded_spearman": spearmanr(m0).correlation.tolist(), "axis_row_cosine": (rn @ rn.T).tolist(), "chosen_iteration": best[2],
+            "decoded_spearman": spearmanr(m0).correlation.tolist(), "axis_row_cosine": (rn @ rn.T).tolist(),
+            "chosen_iteration": best[2],
             "cross_ratio": best[0], "axis_response": r_axes.tolist(),
             "measure_std": std.tolist(), "codes": len(codes)}
 
@@ -172,13 +175,15 @@ def refit(model, train_fields: np.ndarray, train_scores: Dict[str, np.ndarray], 
         data["attributes"][a]["reader_score_fit"] = {"intercept": float(icpt), "slope_per_sd": float(slope)}
     data["slider_fit"] = {
         "method": FIT_FORMAT,
-        "description": "steps = S R^-1 diag(R), iterated from the ridge directions: R = median slopes of the decoded "
-                       "shapes' measures (in training std) per slider unit on training codes, so that each slider "
-                       "moves its own measure and the other two measures' median slopes cancel",
+        "description": "offset steps S: minimum-norm change of the code axes that moves one measure and holds the "
+                       "others, then damped corrections S <- S R^-1 diag(UNIT_STD); R = median slopes of the decoded "
+                       "shapes' measures (in robust training SD) per step on training codes, so that each slider "
+                       "moves its own measure and the other measures' median slopes cancel",
         "codes": fit["codes"], "iterations": int(iterations), "chosen_iteration": fit["chosen_iteration"],
         "cross_ratio": fit["cross_ratio"], "axes": axes, "hold": hold,
-        "measure_spearman_decoded": fit["decoded_spearman"], "measure_spearman_outlines":
-            spearmanr(outlines).correlation.tolist(), "axis_response_row_cosine": fit["axis_row_cosine"], "seed": int(seed), "slider_values": list(FIT_VALUES),
+        "measure_spearman_decoded": fit["decoded_spearman"],
+        "measure_spearman_outlines": spearmanr(outlines).correlation.tolist(),
+        "axis_response_row_cosine": fit["axis_row_cosine"], "seed": int(seed), "slider_values": list(FIT_VALUES),
         "measure_std": fit["measure_std"], "response_history": fit["response_history"],
         "command": f"python -m medsynth.nodule.fit_sliders --codes {n_codes} --iterations {iterations} --seed {seed}"
                    + (f" --axes {axes}" if axes != "attributes" else "") + (f" --hold {hold}" if hold != "all" else ""),
@@ -214,7 +219,8 @@ def card_sections(latent: Dict, ev: Dict, calibration: Dict[str, Dict[str, float
         return ("own >= 0.8 met" if own else "own >= 0.8 MISSED") + ", " + (
             "cross <= 0.3 met" if cross else "cross <= 0.3 MISSED")
 
-    head = "| slider | " + " | ".join(meas) + " | " + " | ".join(f"{k} (indep.)" for k in INDEPENDENT_NAMES) + " | target |"
+    head = ("| slider | " + " | ".join(meas) + " | " + " | ".join(f"{k} (indep.)" for k in INDEPENDENT_NAMES)
+            + " | target |")
     rows = "\n".join(f"| {a} | " + " | ".join(f"{rho(a, k):+.2f}" for k in meas + list(INDEPENDENT_NAMES))
                      + f" | {verdict(a)} |" for a in ATTRIBUTES)
     crow = "\n".join(f"| {a} | " + " | ".join(f"{sl[a]['median_change_in_sd'][k]:+.2f}" for k in meas)
@@ -222,7 +228,7 @@ def card_sections(latent: Dict, ev: Dict, calibration: Dict[str, Dict[str, float
     pred = ev["reading_of_real_nodules"]
     prow = "\n".join(f"| {a} | {pred[a]['spearman_vs_measure']:.2f} | {pred[a]['spearman_vs_reader_score']:.2f} |"
                      for a in ATTRIBUTES)
-    cal = "\n".join(f"| {a} | {calibration[a]['at_-2']:.2f} | {calibration[a]['at_0']:.2f} | {calibration[a]['at_+2']:.2f} |"
+    cal = "\n".join(f"| {a} | " + " | ".join(f"{calibration[a][k]:.2f}" for k in ("at_-2", "at_0", "at_+2")) + " |"
                     for a in ATTRIBUTES)
     offset = latent.get("steering") == "offset"
     return f"""## Sliders

@@ -14,7 +14,8 @@ directions, only to check them):
 
 * ``compactness``: Wadell sphericity pi^(1/3) (6 V)^(2/3) / A of the isosurface mesh (VTK flying edges; 1 = ball,
   lower for elongated *and* for rough shapes);
-* ``hull_deficit``: 1 - volume / convex-hull volume of that mesh (volume missing from the convex hull: notches between lobes, room between spikes);
+* ``hull_deficit``: 1 - volume / convex-hull volume of that mesh (volume missing from the convex hull: notches
+  between lobes, room between spikes);
 * ``opening_residue``: share of the volume removed by a morphological opening with a ball of radius 2 voxels
   (1/8 of the unit diameter): thin protrusions (spicules).
 
