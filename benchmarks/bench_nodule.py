@@ -24,6 +24,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "MedSynthExtension"))
 
 
+CHANGES = ["sphericity", "lobulation", "spiculation", "seed", "diameter_mm", "texture", "solid_fraction"]
+
+
+def changed(spec, what: str, n: int, rng, diameter: float):
+    """``spec`` with one parameter changed the way a user drags it (the n-th change of the benchmark)."""
+    if what == "seed":
+        return spec.with_(seed=int(rng.integers(0, 999999)))
+    if what == "diameter_mm":
+        return spec.with_(diameter_mm=round(float(rng.uniform(diameter - 0.4, diameter + 0.4)), 2))
+    if what == "texture":
+        return spec.with_(texture=["solid", "part-solid", "ggo"][n % 3])
+    if what == "solid_fraction":
+        return spec.with_(solid_fraction=round(float(rng.uniform(0.1, 0.9)), 2))
+    return spec.with_(**{what: round(float(rng.uniform(-3, 3)), 2)})
+
+
 def synthetic_ct(shape, spacing=0.7, seed=0):
     from medsynth import Volume, make_ijk_to_ras
 
@@ -54,20 +70,11 @@ def main(argv=None) -> int:
     first = session.update(spec, ras)  # warm-up: noise bank, statistics, first decode
     roi_shape = tuple(s.stop - s.start for s in first.roi)
     rng = np.random.default_rng(0)
-    changes = ["sphericity", "lobulation", "spiculation", "seed", "diameter_mm", "texture", "solid_fraction"]
+    changes = CHANGES
     times = {c: [] for c in changes}
     for n in range(args.repeats):
         c = changes[n % len(changes)]
-        if c == "seed":
-            spec = spec.with_(seed=int(rng.integers(0, 999999)))
-        elif c == "diameter_mm":
-            spec = spec.with_(diameter_mm=round(float(rng.uniform(diameter - 0.4, diameter + 0.4)), 2))
-        elif c == "texture":
-            spec = spec.with_(texture=["solid", "part-solid", "ggo"][n % 3])
-        elif c == "solid_fraction":
-            spec = spec.with_(solid_fraction=round(float(rng.uniform(0.1, 0.9)), 2))
-        else:
-            spec = spec.with_(**{c: round(float(rng.uniform(-3, 3)), 2)})
+        spec = changed(spec, c, n, rng, diameter)
         t = time.perf_counter()
         res = session.update(spec)
         times[c].append(time.perf_counter() - t)

@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "MedSynthExtension"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_nodule import CHANGES, changed  # noqa: E402  (the same slider changes as the CT benchmark)
 
 
 def main() -> int:
@@ -50,19 +53,8 @@ def main() -> int:
             s = NoduleSession(vol, model=model, log_gain=1000.0)
             s.update(spec, ras)
             rng = np.random.default_rng(0)
-            changes = ["sphericity", "lobulation", "spiculation", "seed", "diameter_mm", "texture", "solid_fraction"]
             for n in range(a.repeats):
-                c = changes[n % len(changes)]
-                if c == "seed":
-                    spec = spec.with_(seed=int(rng.integers(0, 999999)))
-                elif c == "diameter_mm":
-                    spec = spec.with_(diameter_mm=round(float(rng.uniform(d - 0.4, d + 0.4)), 2))
-                elif c == "texture":
-                    spec = spec.with_(texture=["solid", "part-solid", "ggo"][n % 3])
-                elif c == "solid_fraction":
-                    spec = spec.with_(solid_fraction=round(float(rng.uniform(0.1, 0.9)), 2))
-                else:
-                    spec = spec.with_(**{c: round(float(rng.uniform(-3, 3)), 2)})
+                spec = changed(spec, CHANGES[n % len(CHANGES)], n, rng, d)
                 t = time.perf_counter()
                 s.update(spec)
                 times[way].append(time.perf_counter() - t)

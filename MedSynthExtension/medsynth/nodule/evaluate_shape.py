@@ -14,7 +14,7 @@ patients' nodules with the shipped encoder and reports:
 * change size: measure at +3 minus at -3, in robust standard deviations of the real held-out nodules'
   measure (median over nodules), for the own and the other measures;
 * independent check: the same correlation for measures used neither in training nor for fitting the slider
-  directions (:data:`medsynth.nodule.measures.INDEPENDENT_NAMES`: compactness from the isosurface mesh, convex-hull
+  directions (:data:`medsynth.nodule.measures.INDEPENDENT_NAMES`: compactness (partial-volume volume, coarea area), convex-hull
   deficit, opening residue); expected signs: sphericity +compactness, lobulation +hull deficit, spiculation
   +opening residue (each also reacts to the other attributes: compactness drops for any roughness);
 * how well the slider reading of the real nodules predicts their measure and the readers' score.

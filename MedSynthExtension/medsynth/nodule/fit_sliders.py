@@ -259,7 +259,7 @@ mean {ev['reconstruction_iou_mean']:.3f}.
 
 Each slider swept over {', '.join(f'{v:g}' for v in ev['slider_values'])} from every held-out nodule's code (the
 other two at 0); median over nodules of the Spearman correlation of slider value vs each measure of the decoded
-shape. The first three measures were used to fit the steps; the last three (independent: isosurface compactness,
+shape. The first three measures were used to fit the steps; the last three (independent: compactness from partial-volume volume and coarea area,
 convex-hull deficit, opening residue with a 2-voxel ball) were used for nothing else. Targets: own >= 0.8,
 |cross| <= 0.3.
 
