@@ -216,7 +216,7 @@ def test_benchmark_zones_are_where_they_say(cxr):
     from medsynth.nodule.benchmark import HostImage, zone_points
 
     h = HostImage("p", Volume(cxr.array.astype(np.float32), cxr.ijk_to_ras), float(cxr.spacing[0]))
-    z = zone_points(h, np.random.default_rng(0), 10.0)
+    z = zone_points(h, 10.0)
     up, mid, low = (z[k][:, 0].mean() for k in ("upper", "middle", "lower"))
     assert up < mid < low
     if len(z["subdiaphragmatic"]):
@@ -238,7 +238,7 @@ def test_benchmark_rib_zones_lie_on_and_between_rib_shadows(monkeypatch):
     lungs = img < 500  # the drawn lung fields (ribs included), as the lung-field heuristic would give on a real image
     monkeypatch.setattr(candidates, "cxr_lung_mask", lambda volume, photometric, spacing: (lungs[::2, ::2], 2))
     h = HostImage("drawn", Volume(img[None], make_ijk_to_ras((1.0, 1.0, 1.0))), 1.0)
-    z = zone_points(h, np.random.default_rng(0), 8.0)
+    z = zone_points(h, 8.0)
     on = lambda pts: float(np.mean([rib[int(j), int(i)] for j, i in pts]))  # noqa: E731
     assert len(z["over-rib"]) > 20 and len(z["between-ribs"]) > 20
     # rib pixels are 40 % of the lung: over-rib places lie mostly on them, between-ribs places mostly off them

@@ -80,7 +80,7 @@ def load_hosts(paths: Sequence[Path], pixel_spacing_mm: Optional[float] = None,
     all, else the file's, else (PNG/JPEG carry none) ``assume_width_mm`` / image width; an image without any of
     these is an error naming it (nodule sizes in mm would be guesses)."""
     from ..volume import make_ijk_to_ras
-    from .images import read_host
+    from .images import host_pixel_mm, read_host
     hosts = []
     files = collect_files(paths)
     for f in files:
@@ -90,15 +90,8 @@ def load_hosts(paths: Sequence[Path], pixel_spacing_mm: Optional[float] = None,
         arr = h.volume.array[0].astype(np.float32)
         if h.photometric == "MONOCHROME1":
             arr = float(arr.max()) - arr
-        if pixel_spacing_mm:
-            ps = float(pixel_spacing_mm)
-        elif h.pixel_spacing_mm:
-            ps = float(h.pixel_spacing_mm[1])
-        elif not np.allclose(h.volume.spacing[:2], 1.0):
-            ps = float(h.volume.spacing[0])
-        elif assume_width_mm:
-            ps = float(assume_width_mm) / arr.shape[1]
-        else:
+        ps = host_pixel_mm(h, pixel_spacing_mm, assume_width_mm)
+        if ps is None:
             raise InputError(f"{f}: the image carries no pixel spacing; give --pixel-spacing MM, or --assume-width MM "
                              "(the detector width, e.g. 370) to derive it from the image width")
         vol = Volume(arr[None], make_ijk_to_ras((ps, ps, 1.0)), f.name, "CXR")
@@ -106,7 +99,7 @@ def load_hosts(paths: Sequence[Path], pixel_spacing_mm: Optional[float] = None,
     return hosts
 
 
-def zone_points(host: HostImage, rng: np.random.Generator, diameter_mm: float) -> Dict[str, np.ndarray]:
+def zone_points(host: HostImage, diameter_mm: float) -> Dict[str, np.ndarray]:
     """Candidate centres (j, i) in the image's pixels for every zone (empty arrays where a zone is not found)."""
     from .candidates import cxr_lung_mask
 
@@ -198,11 +191,14 @@ def run_benchmark(paths: Sequence[Path], detector: Callable, seed: int = 0, per_
         done += 1
         rep.step(done / total, f"{host.name}: {len(dets0)} detections without nodules")
         ctx = CXRContext(host.volume, "MONOCHROME2", host.pixel_mm)
+        zones_by_diameter: Dict[float, Dict[str, np.ndarray]] = {}
         for a_idx, attr in enumerate(attrs):
             for v_idx, value in enumerate(ATTRIBUTES[attr]):
                 rng = np.random.default_rng([seed, h_idx, a_idx, v_idx])
-                spec0 = _spec(attr, value, 0)
-                zones = zone_points(host, rng, spec0.diameter_mm)
+                d_mm = _spec(attr, value, 0).diameter_mm
+                if d_mm not in zones_by_diameter:  # the lung mask and its zones, once per host and size
+                    zones_by_diameter[d_mm] = zone_points(host, d_mm)
+                zones = zones_by_diameter[d_mm]
                 pts = zones[value] if attr == "zone" else zones["upper"].tolist() + zones["middle"].tolist() + \
                     zones["lower"].tolist()
                 pts = np.asarray(pts, float).reshape(-1, 2)

@@ -154,18 +154,14 @@ def detector_input(image: np.ndarray, shape: Tuple[int, int], pixel_mm: float = 
 def host_canvas(path: Path, pixel_mm: Optional[float] = None) -> Canvas:
     """Read a radiograph file (DICOM/PNG/JPEG/...) and make its canvas; spacing from the file, ``pixel_mm`` or the
     width assumption of the insertion code (370 mm)."""
-    from .images import read_host
+    from .images import host_pixel_mm, read_host
     from .insertion import DEFAULT_CXR_WIDTH_MM
 
     host = read_host(path)
     if host.kind != "cxr":
         raise InputError(f"{path} is a 3D volume; the radiograph detector takes 2D radiographs")
-    arr = host.volume.array[0]
-    ps = pixel_mm or (host.pixel_spacing_mm[1] if host.pixel_spacing_mm else None)
-    if ps is None:
-        sp = host.volume.spacing
-        ps = float(sp[0]) if not np.allclose(sp[:2], 1.0) else DEFAULT_CXR_WIDTH_MM / arr.shape[1]
-    return make_canvas(arr, float(ps), host.photometric)
+    ps = host_pixel_mm(host, pixel_mm, DEFAULT_CXR_WIDTH_MM)
+    return make_canvas(host.volume.array[0], ps, host.photometric)
 
 
 # --------------------------------------------------------------------------- synthetic training samples

@@ -149,6 +149,21 @@ def read_host(path: PathLike) -> Host:
     return Host(vol, "cxr", photometric, spacing, bits, str(p), file_pi)
 
 
+def host_pixel_mm(host: Host, given: Optional[float] = None, assume_width_mm: Optional[float] = None
+                  ) -> Optional[float]:
+    """A radiograph's pixel size (mm, columns): ``given``, else the file's (DICOM tags or image geometry), else
+    ``assume_width_mm`` / image width; None when none of these is known."""
+    if given:
+        return float(given)
+    if host.pixel_spacing_mm:
+        return float(host.pixel_spacing_mm[1])
+    if not np.allclose(host.volume.spacing[:2], 1.0):
+        return float(host.volume.spacing[0])
+    if assume_width_mm:
+        return float(assume_width_mm) / host.volume.array.shape[2]
+    return None
+
+
 def display_monochrome2(host: Host, array: np.ndarray) -> np.ndarray:
     """MONOCHROME1 values flipped so that a plain viewer shows them the right way (for PNG/JPEG output)."""
     if host.photometric != "MONOCHROME1":
