@@ -9,7 +9,7 @@ from typing import List, Optional
 
 from . import __version__
 from .commands import COMMAND_MODULES
-from .errors import Cancelled, MedSynthError
+from .errors import Cancelled, MedSynthError, Stopped, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +49,10 @@ def _say(text: str) -> None:
     _LINE_OPEN = False
 
 
-def _os_message(exc: OSError) -> str:
-    """One line for an operating-system error: what failed and on which file."""
-    what = exc.strerror or exc.__class__.__name__
-    names = [n for n in (exc.filename, exc.filename2) if n]
-    return f"{what}: {' -> '.join(map(str, names))}" if names else str(exc) or what
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command. Exit status: 0 done; 2 bad input or an error of the system (a file that cannot be read or
     written, a full disk: one line on stderr, no traceback, no output left); 130 cancelled or interrupted (Ctrl-C),
-    no output left. Any other exception is a bug in MedSynth and keeps its traceback."""
+    no output left (batch commands keep the whole items made before the stop and say so). Any other exception is a bug in MedSynth and keeps its traceback."""
     global _LINE_OPEN
     _LINE_OPEN = False
     parser = build_parser()
@@ -70,6 +63,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         set_device(args.device)
     try:
         return int(args.func(args) or 0)
+    except Stopped as exc:  # a batch: the whole items written before the stop are kept, and said
+        _say(str(exc))
+        return 130
     except Cancelled:
         _say("cancelled; no output written")
         return 130
@@ -80,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _say(f"medsynth {args.command}: error: {exc}")
         return 2
     except OSError as exc:
-        _say(f"medsynth {args.command}: error: {_os_message(exc)}")
+        _say(f"medsynth {args.command}: error: {one_line(exc)}")
         return 2
 
 

@@ -17,3 +17,18 @@ class ModelError(MedSynthError):
 
 class Cancelled(MedSynthError):
     """A long operation was cancelled through its :class:`~medsynth.progress.CancelToken`."""
+
+
+class Stopped(Cancelled):
+    """A batch was cancelled or interrupted after some whole items were written; the message says what is kept."""
+
+
+def one_line(exc: BaseException) -> str:
+    """One line for an error: an operating-system error as what failed and on which file, any other as the last
+    non-empty line of its message (ITK puts a file/line banner first)."""
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        what = exc.strerror or exc.__class__.__name__
+        names = [str(n) for n in (exc.filename, exc.filename2) if n]
+        return f"{what}: {' -> '.join(names)}" if names else what
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else exc.__class__.__name__

@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional, Union
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InputError
+from .errors import InputError, one_line
 from .volume import Volume
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -131,7 +131,7 @@ def read_volume(
         try:
             image = sitk.ReadImage(str(p))
         except RuntimeError as exc:
-            raise InputError(f"cannot read {p}: {_first_line(exc)}") from None
+            raise InputError(f"cannot read {p}: {one_line(exc)}") from None
         vol_name = name or stem_of(p)
     if image.GetNumberOfPixels() == 0:
         raise InputError(f"image in {p} is empty")
@@ -154,7 +154,7 @@ def read_metadata(path: PathLike) -> Dict[str, str]:
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        raise InputError(f"cannot read {p}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read {p}: {one_line(exc)}") from None
     return {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
 
 
@@ -185,7 +185,7 @@ def _read_dicom_series(folder: Path, series_uid: Optional[str]) -> sitk.Image:
     try:
         return reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read DICOM series {series_uid} in {folder}: {_first_line(exc)}") from None
+        raise InputError(f"cannot read DICOM series {series_uid} in {folder}: {one_line(exc)}") from None
 
 
 # --------------------------------------------------------------------------- NIfTI raw checks
@@ -276,12 +276,6 @@ def check_nifti_file(path: PathLike, check_finite: bool = True) -> None:
         )
     if bad:
         raise InputError(f"{p} holds NaN or infinite voxel values; replace them (e.g. by 0) before use")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # ITK messages start with a file/line banner; the useful part is usually the last line
-    return lines[-1] if lines else exc.__class__.__name__
 
 
 # --------------------------------------------------------------------------- writing

@@ -443,6 +443,7 @@ def load_entry(entry: ModelEntry, device: Optional[str] = None, threads: Optiona
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    threads = threads or _env_threads()
     if threads:
         options.intra_op_num_threads = int(threads)
     options.log_severity_level = 3
@@ -451,6 +452,12 @@ def load_entry(entry: ModelEntry, device: Optional[str] = None, threads: Optiona
     with _settings_lock:
         _sessions[key] = loaded
     return loaded
+
+
+def _env_threads() -> Optional[int]:
+    """``MEDSYNTH_THREADS``: threads of each ONNX Runtime session (set to 1 in batch worker processes)."""
+    text = os.environ.get("MEDSYNTH_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 def clear_cache() -> None:

@@ -36,6 +36,7 @@ import hashlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -331,6 +332,64 @@ def generate_gan_cells(generator, per_class: int, seed: int, size: int) -> Tuple
 
 
 # --------------------------------------------------------------------------- the experiment
+@dataclass(frozen=True)
+class ArmData:
+    """Everything one (seed, arm) run depends on besides the seed and the arm (pickled to Dask workers)."""
+
+    train_patches: Tuple[np.ndarray, ...]
+    train_labels: np.ndarray
+    test_patches: Tuple[np.ndarray, ...]
+    test_labels: np.ndarray
+    test_naming: str
+    steps: int
+    batch: int
+    gan_per_class: int
+    model_id: str
+    threads: int = 1
+
+
+_GAN_CACHE: Dict[Tuple[Any, ...], Tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _gan_cells(model_id: str, per_class: int, seed: int, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The CellGAN cells of a replicate (kept for the next arm of the same seed in this process)."""
+    key = (model_id, per_class, seed, size)
+    if key not in _GAN_CACHE:
+        from .generate import get_generator
+
+        _GAN_CACHE.clear()
+        _GAN_CACHE[key] = generate_gan_cells(get_generator(model_id), per_class, seed, size)
+    return _GAN_CACHE[key]
+
+
+def run_arm(data: ArmData, task: Tuple[int, str]) -> Dict[str, Any]:
+    """One arm of one replicate: train from scratch, test on the held-out cells. A pure function of
+    (``data``, seed, arm) at a given number of torch threads."""
+    torch, _ = _torch()
+    seed, arm = task
+    torch.set_num_threads(data.threads)
+    a0 = time.time()
+    train_x = np.stack([centre_square(p) for p in data.train_patches])
+    size = train_x.shape[1]
+    real = (to_tensor(train_x), torch.from_numpy(np.asarray(data.train_labels, np.int64)))
+    gan = None
+    if "cellgan" in arm:
+        gi, gl = _gan_cells(data.model_id, data.gan_per_class, seed, size)
+        gan = (to_tensor(gi), torch.from_numpy(gl))
+    net, taken, samples = train_arm(arm, real, gan, data.steps, data.batch, seed)
+    pred = predict(net, to_tensor(np.stack([centre_square(p) for p in data.test_patches])))
+    y_test = np.asarray(data.test_labels, np.int64)
+    run: Dict[str, Any] = {"seed": int(seed), "optimizer_steps": taken, "batch": data.batch, "samples_seen": samples,
+                           "seconds": round(time.time() - a0, 1)}
+    if data.test_naming == "herlev":
+        run["herlev"] = metrics(y_test, pred, HERLEV_CLASSES)
+        run["bethesda"] = metrics(_B_TABLE[y_test], _B_TABLE[pred], BETHESDA_CLASSES)
+    else:
+        run["herlev"] = None
+        run["bethesda"] = metrics(y_test, _B_TABLE[pred], BETHESDA_CLASSES)
+    return run
+
+
 def run_experiment(
     train: CellSet,
     test: CellSet,
@@ -342,46 +401,43 @@ def run_experiment(
     gan_per_class: int = DEFAULT_GAN_PER_CLASS,
     arms: Sequence[str] = ARMS,
     log: Optional[Callable[[str], None]] = None,
+    workers=None,
+    threads: int = 1,
 ) -> Dict[str, Any]:
     """All arms x replicates; see the module doc. ``train`` labels index the Herlev classes; ``test`` labels
-    index the Herlev classes (``test_naming`` herlev) or the Bethesda categories (bethesda)."""
-    torch, _ = _torch()
+    index the Herlev classes (``test_naming`` herlev) or the Bethesda categories (bethesda). ``workers``
+    (:class:`medsynth.parallel.Workers`): where the (seed, arm) runs go; each uses ``threads`` torch threads, and
+    the figures do not depend on where they ran."""
+    from ..parallel import Workers, run_tasks
+
     t0 = time.time()
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise InputError(f"unknown arm {unknown[0]!r}; arms: {', '.join(ARMS)}")
 
     def say(msg: str) -> None:
         if log:
             log(f"[cells-augmentation {time.time() - t0:7.1f} s] {msg}")
 
     size = train.size
-    real = (to_tensor(np.stack([centre_square(p) for p in train.patches])), torch.from_numpy(train.labels))
-    x_test = to_tensor(np.stack([centre_square(p) for p in test.patches]))
-    y_test = np.asarray(test.labels, np.int64)
+    data = ArmData(tuple(train.patches), np.asarray(train.labels), tuple(test.patches), np.asarray(test.labels),
+                   test_naming, steps, batch, gan_per_class, getattr(generator, "model_id", "cellgan"), threads)
+    tasks = [(int(seed), arm) for seed in seeds for arm in arms]
+    say(f"{len(tasks)} runs ({len(seeds)} seeds x {len(arms)} arms) of {steps} steps x batch {batch}")
+
+    def done(i: int, run: Dict[str, Any]) -> None:
+        seed, arm = tasks[i]
+        main = run["herlev"] or run["bethesda"]
+        say(f"seed {seed}: arm {arm}: {run['seconds']:.0f} s, {run['optimizer_steps']} steps; balanced accuracy "
+            f"{100 * main['balanced_accuracy']:.1f} %, accuracy {100 * main['accuracy']:.1f} %"
+            + (f" (Bethesda balanced {100 * run['bethesda']['balanced_accuracy']:.1f} %)" if run["herlev"] else ""))
+
+    from functools import partial
+
+    runs = run_tasks(partial(run_arm, data), tasks, workers or Workers(), what="runs", on_result=done)
     results: Dict[str, Dict[str, Any]] = {a: {"description": ARM_TEXT[a], "runs": []} for a in arms}
-    for seed in seeds:
-        gan = None
-        if any("cellgan" in a for a in arms):
-            g0 = time.time()
-            gi, gl = generate_gan_cells(generator, gan_per_class, seed, size)
-            gan = (to_tensor(gi), torch.from_numpy(gl))
-            say(f"seed {seed}: {len(gl)} CellGAN cells ({gan_per_class} per class) in {time.time() - g0:.1f} s")
-        for arm in arms:
-            a0 = time.time()
-            say(f"seed {seed}: arm {arm}: training {steps} steps x batch {batch}")
-            net, taken, samples = train_arm(arm, real, gan, steps, batch, seed)
-            pred = predict(net, x_test)
-            run: Dict[str, Any] = {"seed": int(seed), "optimizer_steps": taken, "batch": batch, "samples_seen": samples,
-                                   "seconds": round(time.time() - a0, 1)}
-            if test_naming == "herlev":
-                run["herlev"] = metrics(y_test, pred, HERLEV_CLASSES)
-                run["bethesda"] = metrics(_B_TABLE[y_test], _B_TABLE[pred], BETHESDA_CLASSES)
-            else:
-                run["herlev"] = None
-                run["bethesda"] = metrics(y_test, _B_TABLE[pred], BETHESDA_CLASSES)
-            results[arm]["runs"].append(run)
-            main = run["herlev"] or run["bethesda"]
-            say(f"seed {seed}: arm {arm}: {run['seconds']:.0f} s, {taken} steps; balanced accuracy "
-                f"{100 * main['balanced_accuracy']:.1f} %, accuracy {100 * main['accuracy']:.1f} %"
-                + (f" (Bethesda balanced {100 * run['bethesda']['balanced_accuracy']:.1f} %)" if run["herlev"] else ""))
+    for (seed, arm), run in zip(tasks, runs):
+        results[arm]["runs"].append(run)
     for arm in arms:
         results[arm]["herlev"] = summarise(results[arm]["runs"], "herlev")
         results[arm]["bethesda"] = summarise(results[arm]["runs"], "bethesda")
@@ -492,8 +548,12 @@ def _run(args, train_dir: Path, test_dir: Path) -> int:
         log(f"[cells-augmentation] {len(train)} training cells ({train_dir}), {len(test)} test cells ({test_dir}); "
             f"seeds {', '.join(map(str, seeds))}; {args.steps} steps x batch {args.batch} per arm; "
             f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    from ..parallel import WORKER_PARAMS, Workers
+    from ..params import from_namespace
+
+    workers = Workers.from_values(from_namespace(WORKER_PARAMS, args))
     res = run_experiment(train, test, test_naming, generator, seeds, args.steps, args.batch, args.gan_per_class,
-                         log=log)
+                         log=log, workers=workers, threads=args.threads)
     import platform
 
     res["command"] = "medsynth evaluate cells-augmentation " + " ".join(
@@ -501,6 +561,9 @@ def _run(args, train_dir: Path, test_dir: Path) -> int:
                                 ("--seeds", args.seeds), ("--seed", args.seed), ("--steps", args.steps),
                                 ("--batch", args.batch), ("--gan-per-class", args.gan_per_class),
                                 ("--size", args.size), ("--threads", args.threads)))
+    if not workers.in_process:
+        res["command"] += f" --workers {workers.n}" + (f" --scheduler {workers.scheduler}" if workers.scheduler else "")
+    res["workers"] = workers.describe()
     res["device"] = f"CPU ({platform.processor() or platform.machine()}), torch {torch.__version__}, " \
                     f"{torch.get_num_threads()} thread(s)"
     res["cellgan"] = {"model": generator.model_id, "version": generator.version, "provider": generator.provider}
@@ -552,7 +615,12 @@ def register(sub) -> None:
     p.add_argument("--gan-per-class", type=bounded_int(1, 10000), default=DEFAULT_GAN_PER_CLASS,
                    help=f"CellGAN cells per Herlev class and seed [1..10000] (default {DEFAULT_GAN_PER_CLASS})")
     p.add_argument("--size", type=bounded_int(32, 128), default=DEFAULT_SIZE, help="cell patch size in px (default 64)")
-    p.add_argument("--threads", type=bounded_int(1, 64), default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=bounded_int(1, 64), default=1,
+                   help="torch CPU threads of each training run (default 1)")
+    from ..parallel import WORKER_PARAMS
+    from ..params import add_arguments
+
+    add_arguments(p, WORKER_PARAMS)
     p.add_argument("--json", default=None, help="also write the figures as JSON (.json)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)

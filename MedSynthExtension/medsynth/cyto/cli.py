@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from ..outputs import OutputPlan
+from ..parallel import WORKER_PARAMS
+from ..params import add_arguments
 from .params import CYTO_PARAMS
 
 
 def run(args) -> int:
     from ..cli import progress_printer
-    from ..params import validate
+    from ..parallel import Workers
+    from ..params import from_namespace, validate
     from .classes import canonical_class
     from .generate import write_cells
     from .params import ALL
@@ -16,11 +19,11 @@ def run(args) -> int:
     cell_class = ALL if str(args.cell_class).strip().lower() == ALL else canonical_class(args.cell_class)
     v = validate(CYTO_PARAMS, {"cell_class": cell_class, "naming": args.naming, "count": args.count,
                                "seed": args.seed})
+    workers = Workers.from_values(from_namespace(WORKER_PARAMS, args))
     plan = OutputPlan()
-    plan.folder(args.out, "--out")
-    with plan:
-        written, csv_path = write_cells(args.out, v["cell_class"], v["count"], v["seed"], v["naming"], args.model,
-                                        progress=progress_printer)
+    plan.folder(args.out, "--out")  # checked here; written run by run (medsynth.parallel.ItemFolder)
+    written, csv_path = write_cells(args.out, v["cell_class"], v["count"], v["seed"], v["naming"], args.model,
+                                    progress=progress_printer, workers=workers)
     print(f"wrote {len(written)} cells to {args.out} (classes and seeds in {csv_path})")
     return 0
 
@@ -37,11 +40,13 @@ def register(sub) -> None:
                    help="a Herlev class (e.g. severe_dysplastic), a Bethesda category (NILM, LSIL, HSIL, carcinoma) or all")
     p.add_argument("--count", type=int, required=True,
                    help="cells to write (per class for 'all') [1..10000]")
-    p.add_argument("--out", required=True, help="output folder (created when missing); all cells and cells.csv are "
-                   "written, or (after an error or Ctrl-C) none")
+    p.add_argument("--out", required=True, help="output folder (created when missing); cells are written in runs of "
+                   "up to 64 whose PNGs appear together; after an error or Ctrl-C only whole runs remain, listed in "
+                   "cells.csv")
     p.add_argument("--seed", type=int, default=0, help="seed of the first cell [0..999999] (default 0)")
     p.add_argument("--naming", default="bethesda", help="labels in the CSV and folder names: herlev or bethesda")
     p.add_argument("--model", default="cellgan", help="generator model id (default cellgan)")
+    add_arguments(p, WORKER_PARAMS)
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -227,6 +228,40 @@ def _existing_rows(csv_path: Path) -> Dict[str, Dict[str, str]]:
     return rows
 
 
+@dataclass(frozen=True)
+class CellsJob:
+    """What a part of a ``write_cells`` run depends on besides its class and seeds (pickled to Dask workers)."""
+
+    out: str
+    naming: str
+    model_id: str
+
+
+def write_cell_run(job: CellsJob, part: Tuple[str, int, int]) -> Tuple[List[Dict[str, str]], str]:
+    """Cells ``seed .. seed + n - 1`` of a class (one task): their PNGs appear together, or none of them. Returns
+    (CSV rows, "") or ([], why it failed)."""
+    from ..errors import one_line
+    from ..overview import write_png
+    from ..parallel import item_files
+
+    cell_class, seed, n = part
+    out = Path(job.out)
+    try:
+        gen = get_generator(job.model_id)
+        rows: List[Dict[str, str]] = []
+        with item_files(out):
+            for cell in gen.generate(cell_class, n, seed, job.naming):
+                folder = cell.requested if cell.requested in classes_of(job.naming) else cell.label
+                rel = f"{folder}/{cell.requested}_s{cell.seed}.png"
+                write_png(cell.image, out / rel)
+                rows.append({"file": rel, "class": cell.label, "herlev_class": cell.herlev_class,
+                             "naming": job.naming, "seed": str(cell.seed), "model": gen.model_id,
+                             "model_version": gen.version})
+        return rows, ""
+    except (InputError, OSError) as exc:
+        return [], one_line(exc)
+
+
 def write_cells(
     out_dir: os.PathLike,
     cell_class: str,
@@ -236,43 +271,67 @@ def write_cells(
     model_id: str = DEFAULT_MODEL,
     progress: Optional[ProgressCallback] = None,
     cancel: Optional[CancelToken] = None,
+    workers=None,
 ) -> Tuple[List[Path], Path]:
     """PNG patches in ``out_dir/<label>/<requested class>_s<seed>.png`` plus ``out_dir/cells.csv`` (merged with an
     existing CSV: rows of the same file are replaced). ``all`` writes ``count`` cells per class of the naming
-    (a class-balanced training set). Nothing is written when generation fails or is cancelled."""
-    from ..io import atomic_output
-    from ..overview import write_png
+    (a class-balanced training set).
+
+    ``workers`` (:class:`medsynth.parallel.Workers`): where the cells are made; each cell is a function of its
+    class and seed only, so the files are the same whatever it is. Cells are written in runs of up to 64: a run's
+    PNGs appear together. A run that fails is reported (:class:`InputError` after the others are finished and
+    listed in cells.csv); a cancel or Ctrl-C keeps the whole runs made before, listed in cells.csv
+    (:class:`medsynth.errors.Stopped`)."""
+    from ..errors import Cancelled
+    from ..parallel import ItemFolder, Workers, batch_failed, chunk_size, run_tasks, stopped
 
     naming = check_naming(naming)
     count = check_count(count)
     classes = classes_for(cell_class, naming)
-    rep = Reporter(progress, cancel)
+    workers = workers or Workers()
     out = Path(os.fspath(out_dir))
     csv_path = out / "cells.csv"
     rows = _existing_rows(csv_path)  # before minutes of work: an unreadable CSV is refused first
-    gen = get_generator(model_id)
-    all_cells: List[Cell] = []
-    for ci, c in enumerate(classes):
-        sub = rep.sub(0.8 * ci / len(classes), 0.8 * (ci + 1) / len(classes))
-        all_cells += gen.generate(c, count, seed, naming, sub.progress, cancel)
+    get_generator(model_id)  # a missing or broken model is reported before any work
+    job = CellsJob(str(out), naming, model_id)
+    size = min(64, chunk_size(count * len(classes), workers, cap=64))
+    parts = [(c, seed + i, min(size, count - i)) for c in classes for i in range(0, count, size)]
     written: List[Path] = []
-    for n, cell in enumerate(all_cells):
-        if n % 50 == 0:
-            rep.step(0.8 + 0.2 * n / len(all_cells), f"writing cell {n + 1} of {len(all_cells)}")
-        folder = cell.requested if cell.requested in classes_of(naming) else cell.label
-        rel = f"{folder}/{cell.requested}_s{cell.seed}.png"
-        written.append(write_png(cell.image, out / rel))
-        rows[rel] = {"file": rel, "class": cell.label, "herlev_class": cell.herlev_class, "naming": naming,
-                     "seed": str(cell.seed), "model": gen.model_id, "model_version": gen.version}
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for key in sorted(rows):
-        w.writerow(rows[key])
-    with atomic_output(csv_path) as tmp:
-        tmp.write_text(buf.getvalue(), encoding="utf-8")
-    rep.step(1.0, f"{len(written)} cells written to {out}")
-    return written, csv_path
+    failed: List[Tuple[int, str, str]] = []
+    stop: Optional[BaseException] = None
+    with ItemFolder(out) as folder:
+
+        def collect(i: int, result: Tuple[List[Dict[str, str]], str]) -> None:
+            got, why = result
+            if why:
+                c, s0, n = parts[i]
+                failed.append((i, f"{c} seeds {s0}-{s0 + n - 1}", why))
+            for r in got:
+                rows[r["file"]] = r
+                written.append(out / r["file"])
+            folder.keep(out / r["file"] for r in got)
+
+        try:
+            run_tasks(partial(write_cell_run, job), parts, workers, progress, cancel, sizes=[p[2] for p in parts],
+                      what="cells", on_result=collect)
+        except (KeyboardInterrupt, Cancelled) as exc:
+            stop = exc
+        finally:
+            if written:
+                buf = io.StringIO()
+                w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
+                w.writeheader()
+                for key in sorted(rows):
+                    w.writerow(rows[key])
+                from ..io import atomic_output
+
+                with atomic_output(csv_path) as tmp:
+                    tmp.write_text(buf.getvalue(), encoding="utf-8")
+                folder.keep([csv_path])
+    if stop is not None:
+        raise stopped(stop, len(written), "cells", out) from None
+    batch_failed(failed, len(parts), "runs of cells", f"listed in {csv_path}")
+    return sorted(written), csv_path
 
 
 __all__ = [

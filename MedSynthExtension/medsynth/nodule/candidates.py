@@ -42,18 +42,29 @@ def ct_lung_mask(volume: Volume, target_mm: float = 2.5):
     return lung, st, sp
 
 
+class CTPlaces:
+    """The lung of one CT, found once (:func:`ct_lung_mask` and its distance map); points for any nodule size."""
+
+    def __init__(self, volume: Volume) -> None:
+        self.volume = volume
+        self.lung, self.strides, self.spacing = ct_lung_mask(volume)
+        self.dist = ndimage.distance_transform_edt(self.lung, sampling=self.spacing) if self.lung.any() else None
+
+    def points(self, diameter_mm: float, max_points: int = 500, seed: int = 0) -> np.ndarray:
+        """Up to ``max_points`` random RAS points (N, 3) inside lung, a nodule radius away from its walls."""
+        if self.dist is None:
+            return np.zeros((0, 3))
+        ok = np.argwhere(self.dist >= diameter_mm / 2.0 + 1.0)
+        if len(ok) == 0:
+            ok = np.argwhere(self.dist >= self.dist.max() * 0.8)
+        rng = np.random.default_rng(seed)
+        pick = ok[rng.permutation(len(ok))[:max_points]] * np.array(self.strides)
+        return self.volume.ijk_to_ras_points(pick[:, ::-1].astype(float))
+
+
 def ct_candidates(volume: Volume, diameter_mm: float, max_points: int = 500, seed: int = 0) -> np.ndarray:
     """Up to ``max_points`` random RAS points (N, 3) inside lung, a nodule radius away from its walls."""
-    lung, st, sp = ct_lung_mask(volume)
-    if not lung.any():
-        return np.zeros((0, 3))
-    dist = ndimage.distance_transform_edt(lung, sampling=sp)
-    ok = np.argwhere(dist >= diameter_mm / 2.0 + 1.0)
-    if len(ok) == 0:
-        ok = np.argwhere(dist >= dist.max() * 0.8)
-    rng = np.random.default_rng(seed)
-    pick = ok[rng.permutation(len(ok))[:max_points]] * np.array(st)
-    return volume.ijk_to_ras_points(pick[:, ::-1].astype(float))
+    return CTPlaces(volume).points(diameter_mm, max_points, seed)
 
 
 def attenuation_image(array2d: np.ndarray, photometric: str) -> np.ndarray:
@@ -92,20 +103,33 @@ def cxr_lung_mask(volume: Volume, photometric: str = "MONOCHROME2", spacing_mm: 
     return lung & central, stride
 
 
+class CXRPlaces:
+    """The lung fields of one radiograph, found once (:func:`cxr_lung_mask` and its distance map in mm); points
+    for any nodule size."""
+
+    def __init__(self, volume: Volume, pixel_spacing_mm: float, photometric: str = "MONOCHROME2") -> None:
+        self.volume = volume
+        self.lung, self.stride = cxr_lung_mask(volume, photometric, pixel_spacing_mm)
+        self.dist = (ndimage.distance_transform_edt(self.lung) * self.stride * pixel_spacing_mm
+                     if self.lung.any() else None)
+
+    def points(self, diameter_mm: float, max_points: int = 500, seed: int = 0) -> np.ndarray:
+        """Up to ``max_points`` random RAS points (z = the image plane) inside the lung fields."""
+        rng = np.random.default_rng(seed)
+        if self.dist is not None:
+            ok = np.argwhere(self.dist >= diameter_mm / 2.0 + 2.0)
+            if len(ok) == 0:
+                ok = np.argwhere(self.lung)
+        else:  # fall back to the central region
+            nj, ni = self.lung.shape
+            jj, ii = np.mgrid[int(0.3 * nj) : int(0.7 * nj), int(0.2 * ni) : int(0.8 * ni)]
+            ok = np.stack([jj.ravel(), ii.ravel()], axis=1)
+        pick = ok[rng.permutation(len(ok))[:max_points]] * self.stride
+        ijk = np.stack([pick[:, 1], pick[:, 0], np.zeros(len(pick))], axis=1).astype(float)
+        return self.volume.ijk_to_ras_points(ijk)
+
+
 def cxr_candidates(volume: Volume, diameter_mm: float, pixel_spacing_mm: float, photometric: str = "MONOCHROME2",
                    max_points: int = 500, seed: int = 0) -> np.ndarray:
     """Up to ``max_points`` random RAS points (z = the image plane) inside the lung fields."""
-    lung, stride = cxr_lung_mask(volume, photometric, pixel_spacing_mm)
-    rng = np.random.default_rng(seed)
-    if lung.any():
-        dist = ndimage.distance_transform_edt(lung) * stride * pixel_spacing_mm
-        ok = np.argwhere(dist >= diameter_mm / 2.0 + 2.0)
-        if len(ok) == 0:
-            ok = np.argwhere(lung)
-    else:  # fall back to the central region
-        nj, ni = lung.shape
-        jj, ii = np.mgrid[int(0.3 * nj) : int(0.7 * nj), int(0.2 * ni) : int(0.8 * ni)]
-        ok = np.stack([jj.ravel(), ii.ravel()], axis=1)
-    pick = ok[rng.permutation(len(ok))[:max_points]] * stride
-    ijk = np.stack([pick[:, 1], pick[:, 0], np.zeros(len(pick))], axis=1).astype(float)
-    return volume.ijk_to_ras_points(ijk)
+    return CXRPlaces(volume, pixel_spacing_mm, photometric).points(diameter_mm, max_points, seed)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..outputs import PARENT_RULE
+from ..parallel import WORKER_PARAMS
 from ..params import add_arguments, finite_float, positive_float
 from .params import BATCH_PARAMS, NODULE_PARAMS
 
@@ -64,16 +65,18 @@ def run_nodule(args) -> int:
 def run_batch(args) -> int:
     from ..cli import progress_printer
     from ..outputs import OutputPlan
+    from ..parallel import WORKER_PARAMS, Workers, batch_failed
     from ..params import from_namespace
     from .batch import run_batch as batch
     from .params import BATCH_PARAMS
 
     v = from_namespace(BATCH_PARAMS, args)
+    workers = Workers.from_values(from_namespace(WORKER_PARAMS, args))
     plan = OutputPlan(inputs=[args.images])
-    plan.folder(args.out, "--out")
-    with plan:
-        out = batch(Path(args.images), v["count"], Path(args.out), seed=v["seed"], pixel_spacing_mm=args.pixel_spacing,
-                    progress=progress_printer)
+    plan.folder(args.out, "--out")  # checked here; written image by image (medsynth.parallel.ItemFolder)
+    out = batch(Path(args.images), v["count"], Path(args.out), seed=v["seed"], pixel_spacing_mm=args.pixel_spacing,
+                progress=progress_printer, workers=workers, compress=args.compress)
+    batch_failed(out["failed"], v["count"], "images", f"listed in {out['coco']}")
     print(f"wrote {out['images']} images, masks and {out['coco']}")
     return 0
 
@@ -176,14 +179,19 @@ def register(sub) -> None:
 
     b = sub.add_parser(
         "nodule-batch", help="N images with random synthetic nodules, masks and COCO boxes",
-        description="Writes OUT/images/, OUT/masks/ and OUT/annotations.json, all of them or (after an error or "
-        f"Ctrl-C) none; {PARENT_RULE}.",
+        description="Writes OUT/images/, OUT/masks/ and OUT/annotations.json. Image n is a pure function of "
+        "(--seed, n, host n mod H), so any --workers / --scheduler writes the same files. An image and its mask "
+        "appear together; an image that fails is reported (exit status 2) and the others are finished; after Ctrl-C "
+        f"only whole images remain, listed in annotations.json; {PARENT_RULE}.",
     )
     b.add_argument("--images", required=True, help="folder of host CTs / radiographs")
     b.add_argument("--out", required=True, help="output folder (images/, masks/, annotations.json)")
     add_arguments(b, BATCH_PARAMS)
     b.add_argument("--pixel-spacing", type=positive_float, default=None,
                    help="radiographs without pixel spacing: mm per pixel (default: assumed from width)")
+    b.add_argument("--compress", action="store_true",
+                   help="gzip NRRD images and masks (smaller files, several times slower to write)")
+    add_arguments(b, WORKER_PARAMS)
     for action in b._actions:  # the count has no sensible default: ask for it
         if action.dest == "count":
             action.required = True

@@ -178,8 +178,9 @@ def display_monochrome2(host: Host, array: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, None).astype(array.dtype)
 
 
-def write_result(host: Host, volume: Volume, path: PathLike) -> Tuple[Path, str]:
-    """Write an image result; for PNG/JPEG a MONOCHROME1 radiograph is flipped to MONOCHROME2. Returns (path, note)."""
+def write_result(host: Host, volume: Volume, path: PathLike, compress: bool = True) -> Tuple[Path, str]:
+    """Write an image result; for PNG/JPEG a MONOCHROME1 radiograph is flipped to MONOCHROME2. Returns (path, note).
+    ``compress``: gzip NRRD/NIfTI/MHA data (PNG is always deflated)."""
     target = Path(os.fspath(path))
     suf = suffix_of(target)
     if suf in DICOM_SUFFIXES:
@@ -192,8 +193,8 @@ def write_result(host: Host, volume: Volume, path: PathLike) -> Tuple[Path, str]
         arr = volume.array
         if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
             volume = volume.with_array(arr.astype(np.uint16 if arr.max() > 255 else np.uint8))
-    return write_volume(volume, target), note
+    return write_volume(volume, target, compress=compress), note
 
 
-def write_mask(mask: Volume, path: PathLike) -> Path:
-    return write_volume(mask.with_array(mask.array.astype(np.uint8)), path)
+def write_mask(mask: Volume, path: PathLike, compress: bool = True) -> Path:
+    return write_volume(mask.with_array(mask.array.astype(np.uint8)), path, compress=compress)

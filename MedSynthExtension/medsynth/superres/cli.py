@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from ..outputs import PARENT_RULE, VOLUME, OutputPlan
+from ..parallel import WORKER_PARAMS
 from ..params import add_arguments, from_namespace
 from .params import SUPERRES_PARAMS
 
 
 def run(args) -> int:
     from ..cli import progress_printer
-    from .core import superres_file
+    from .batch import is_volume_folder
 
     values = from_namespace(SUPERRES_PARAMS, args)
+    if is_volume_folder(args.input):
+        return _run_folder(args, values)
+    from .core import superres_file
+
     plan = OutputPlan(inputs=[args.input])
     plan.file(args.output, "OUT", VOLUME)
     with plan:
@@ -27,6 +32,22 @@ def run(args) -> int:
     return 0
 
 
+def _run_folder(args, values) -> int:
+    from ..cli import progress_printer
+    from ..parallel import Workers
+    from .batch import superres_folder
+
+    workers = Workers.from_values(from_namespace(WORKER_PARAMS, args))
+    plan = OutputPlan(inputs=[args.input])
+    plan.folder(args.output, "OUT")  # checked here; written volume by volume (medsynth.parallel.ItemFolder)
+    done = superres_folder(args.input, args.output, values["spacing"], values["axis"], values["method"],
+                           values["adapt_steps"], values["gate"], workers, progress=progress_printer)
+    for d in done:
+        print(f"{d['input']}: {d['grid']}; {d['method']} in {d['seconds']:.2f} s")
+    print(f"wrote {len(done)} volumes to {args.output}")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "superres",
@@ -34,9 +55,11 @@ def register(sub) -> None:
         description="Makes a volume with the asked slice spacing along one axis; the first and last slice planes "
         "stay where they were, the spacing is rounded so the span divides evenly (the exact value is printed).",
     )
-    p.add_argument("input", help="input volume (NIfTI, NRRD, MHA, DICOM folder)")
-    p.add_argument("output", help=f"output volume; the format follows the suffix ({PARENT_RULE})")
+    p.add_argument("input", help="input volume (NIfTI, NRRD, MHA, DICOM folder), or a folder of volumes (a batch)")
+    p.add_argument("output", help=f"output volume; the format follows the suffix ({PARENT_RULE}); for a folder of "
+                   "volumes, an output folder (each volume under its own name)")
     add_arguments(p, SUPERRES_PARAMS)
+    add_arguments(p, WORKER_PARAMS)
     for action in p._actions:  # the spacing has no sensible default: ask for it
         if action.dest == "spacing":
             action.required = True
