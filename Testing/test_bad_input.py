@@ -80,11 +80,18 @@ def inp(tmp_path_factory) -> Path:
     (d / "hosts").mkdir()
     write_volume(ct, d / "hosts" / "a_ct.nrrd")
     write_volume(cxr, d / "hosts" / "b_cxr.png")
-    # a host folder whose second image is cut short: the batch fails mid-way
+    # host folders with an image cut short: nodule-batch reports the images of that host and writes the others
+    # (test_parallel.py); with only cut hosts, nothing is written
     (d / "hosts_bad").mkdir()
     write_volume(ct, d / "hosts_bad" / "a_ct.nrrd")
     good = (d / "ct.nii.gz").read_bytes()
     (d / "hosts_bad" / "b_cut.nii.gz").write_bytes(good[: len(good) // 2])
+    (d / "hosts_cut").mkdir()
+    (d / "hosts_cut" / "b_cut.nii.gz").write_bytes(good[: len(good) // 2])
+    (d / "vols").mkdir()  # a folder of volumes: superres makes each
+    write_volume(ct, d / "vols" / "a.nii.gz")
+    (d / "vols_cut").mkdir()
+    (d / "vols_cut" / "b_cut.nii.gz").write_bytes(good[: len(good) // 2])
     # a simulated cohort (one subject) for sbr --cohort and the evaluations
     (d / "cohort").mkdir()
     from medsynth.pet.simulate import simulate_cohort
@@ -254,10 +261,21 @@ for cid, argv, src in FOLDER_OUTPUTS:
     case(f"{cid}:out-is-input-file", argv.replace("OUTPUT", "{i}/ct.nrrd"), r"(is a file|input)")
     if src:
         case(f"{cid}:out-is-input-folder", argv.replace("OUTPUT", "{i}/" + src), r"input folder")
-case("nodule-batch:corrupt-host-mid-way", "nodule-batch --images {i}/hosts_bad --count 4 --out {o}/b",
-     r"b_cut\.nii\.gz.*cut short")
-case("nodule-batch:corrupt-host-existing-out", "nodule-batch --images {i}/hosts_bad --count 4 --out {o}",
+case("nodule-batch:every-host-cut-short", "nodule-batch --images {i}/hosts_cut --count 4 --out {o}/b",
+     r"4 of 4 images failed.*b_cut\.nii\.gz.*cut short.*nothing was written")
+case("nodule-batch:every-host-cut-short-existing-out", "nodule-batch --images {i}/hosts_cut --count 4 --out {o}",
      r"cut short", make_file("keep.txt"))
+case("nodule-batch:every-host-cut-short-two-workers",
+     "nodule-batch --images {i}/hosts_cut --count 3 --out {o}/b --workers 2", r"3 of 3 images failed.*cut short")
+case("nodule-batch:workers-zero", "nodule-batch --images {i}/hosts --count 1 --out {o}/b --workers 0",
+     r"workers.*minimum")
+case("nodule-batch:scheduler-unreachable", "nodule-batch --images {i}/hosts --count 1 --out {o}/b "
+     "--scheduler tcp://127.0.0.1:9", r"cannot reach the Dask scheduler")
+case("cells:workers-huge", "cells --class NILM --count 1 --out {o}/c --workers 100000", r"workers.*maximum")
+case("superres:folder-out-is-a-file", "superres {i}/vols {o}/f.nii.gz --spacing 2", r"exists and is a file",
+     make_file("f.nii.gz"))
+case("superres:folder-every-volume-cut", "superres {i}/vols_cut {o}/sr --spacing 2 --method bspline",
+     r"1 of 1 volumes failed.*cut short.*nothing was written")
 case("nodule-batch:count-huge", "nodule-batch --images {i}/hosts --count 100000000 --out {o}/b", r"count.*maximum")
 case("nodule-batch:count-zero", "nodule-batch --images {i}/hosts --count 0 --out {o}/b", r"count.*minimum")
 case("nodule-batch:seed-negative", "nodule-batch --images {i}/hosts --count 1 --seed -1 --out {o}/b", r"seed.*minimum")
@@ -484,7 +502,7 @@ def test_two_series_error_names_series_option_only_where_it_exists(inp: Path, tm
 
 
 def test_error_after_progress_starts_on_its_own_line(inp: Path, tmp_path: Path) -> None:
-    rc, _, err = run_cli(["nodule-batch", "--images", str(inp / "hosts_bad"), "--count", "4", "--out",
+    rc, _, err = run_cli(["nodule-batch", "--images", str(inp / "hosts_cut"), "--count", "4", "--out",
                           str(tmp_path / "b")])
     assert rc == 2
     assert "\r[" in err  # progress was shown
@@ -548,7 +566,7 @@ PROCESS_CASES = [
     ("superres {i}/ct.nrrd {i}/ct.nrrd --spacing 2", r"is an input"),
     ("nodule {i}/ct.nrrd {o}/x.nrrd --diameter nan --ras 0 0 0", r"not a finite number"),
     ("metaad --help", None),
-    ("nodule-batch --images {i}/hosts_bad --count 3 --out {o}/b", r"cut short"),
+    ("nodule-batch --images {i}/hosts_cut --count 3 --out {o}/b", r"cut short"),
     ("cells --class NILM --count 1 --out {o} --seed -1", r"seed.*minimum"),
 ]
 
@@ -572,11 +590,11 @@ def test_as_a_process(argv: str, pattern: Optional[str], inp: Path, inp_state, t
 
 
 # --------------------------------------------------------------------------- Ctrl-C
+# batch commands (nodule-batch, cells, superres over a folder) keep the whole items made before a Ctrl-C: see
+# test_parallel.py
 LONG_COMMANDS = [  # (id, command, seconds to wait after the first progress line before Ctrl-C)
     ("superres", "superres {i}/mr.nii.gz {o}/sr.nii.gz --spacing 0.3 --axis k", 0.3),
-    ("nodule-batch", "nodule-batch --images {i}/hosts --count 5000 --out {o}/batch", 1.0),
     ("pet-simulate", "pet-simulate --subjects 200 --out {o}/cohort", 2.5),
-    ("cells", "cells --class all --naming herlev --count 3000 --out {o}/cells", 1.0),
     ("mr2ct", "mr2ct {i}/mr.nii.gz {o}/sct.nii.gz --mu-map {o}/mu.nii.gz", 1.0),
     ("fdg2cft", "fdg2cft {i}/fdg.nii.gz {o}/cft.nii.gz --report {o}/r.json --space native", 0.3),
     ("metaad", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --report {o}/r.json --space native", 0.2),

@@ -173,9 +173,9 @@ def run_tasks(
         rep.step(1.0, f"{done}/{sum(sizes)} {what}")
         return results
 
+    client, cluster = _dask_client(workers)
     from distributed import wait
 
-    client, cluster = _dask_client(workers)
     state = _runtime_state()
     tag = uuid.uuid4().hex[:12]
     try:

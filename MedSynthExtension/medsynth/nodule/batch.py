@@ -163,8 +163,10 @@ def make_images(job: BatchJob, indices: Sequence[int], model=None) -> List[Tuple
 
 
 def plan_tasks(count: int, n_hosts: int, workers: Workers) -> List[List[int]]:
-    """Image indices grouped by host (image ``n`` uses host ``n mod H``) in tasks of a few images each."""
-    size = chunk_size(count, workers)
+    """Image indices grouped by host (image ``n`` uses host ``n mod H``): in this process one image a task, host after
+    host (each host is prepared once, each image is kept as soon as it is written); on Dask workers a few images of
+    one host a task (a worker prepares the host once for them)."""
+    size = 1 if workers.in_process else chunk_size(count, workers)
     tasks: List[List[int]] = []
     for h in range(min(n_hosts, count)):
         tasks += chunks(list(range(h, count, n_hosts)), size)
