@@ -26,8 +26,8 @@ ENGINE = Path(__file__).resolve().parent.parent / "MedSynthExtension"
 
 
 def env() -> dict:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ENGINE) + os.pathsep + e.get("PYTHONPATH", "")
+    e = dict(os.environ)  # the engine, and this folder (the scheduler's workers import a task of this file)
+    e["PYTHONPATH"] = os.pathsep.join([str(ENGINE), str(Path(__file__).resolve().parent), e.get("PYTHONPATH", "")])
     e["PYTHONUNBUFFERED"] = "1"
     return e
 
@@ -233,20 +233,24 @@ def test_item_folder_keeps_whole_items_only(tmp_path) -> None:
 BATCHES = [  # (id, command, the number of items, how the whole items are listed)
     ("nodule-batch-1", "nodule-batch --images {hosts} --count 3000 --out {out} --workers 1", 3000, "images"),
     ("nodule-batch-2", "nodule-batch --images {hosts} --count 3000 --out {out} --workers 2", 3000, "images"),
+    ("nodule-batch-scheduler", "nodule-batch --images {hosts} --count 3000 --out {out} --scheduler {sched}", 3000,
+     "images"),
     ("cells-2", "cells --class all --naming herlev --count 2000 --out {out} --workers 2", 14000, "cells"),
 ]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 @pytest.mark.parametrize("cid,argv,total,what", BATCHES, ids=[b[0] for b in BATCHES])
-def test_ctrl_c_leaves_whole_items_listed(cid: str, argv: str, total: int, what: str, hosts: Path, tmp_path) -> None:
+def test_ctrl_c_leaves_whole_items_listed(cid: str, argv: str, total: int, what: str, hosts: Path, tmp_path,
+                                          request) -> None:
+    sched = request.getfixturevalue("scheduler") if "{sched}" in argv else ""
     if cid.startswith("cells"):
         from medsynth.runtime import list_models
 
         if "cellgan" not in list_models():
             pytest.skip("cellgan model not installed")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "medsynth", *argv.format(hosts=hosts, out=out).split()],
+    proc = subprocess.Popen([sys.executable, "-m", "medsynth", *argv.format(hosts=hosts, out=out, sched=sched).split()],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks: List[bytes] = []
@@ -289,3 +293,38 @@ def test_ctrl_c_leaves_whole_items_listed(cid: str, argv: str, total: int, what:
         assert 8 <= len(rows) < total
         listed = {"cells.csv"} | {r["file"] for r in rows}
     assert set(files_of(out)) == listed  # whole items only: nothing unlisted, no partial file
+    if sched:  # the scheduler's workers outlive the command: they were told to stop, and make no more items
+        time.sleep(3.0)
+        assert set(files_of(out)) == listed
+
+
+def _slow_items(out: str, task: int) -> int:
+    """A task of 20 one-file items, 0.3 s apart (run on the scheduler's workers)."""
+    from medsynth.io import write_json
+    from medsynth.parallel import item_files
+
+    for k in range(20):
+        time.sleep(0.3)
+        with item_files(out):
+            write_json({"task": task, "k": k}, Path(out) / f"{task}_{k}.json")
+    return task
+
+
+def test_a_stopped_batch_makes_no_new_items_on_remote_workers(scheduler: str, tmp_path) -> None:
+    """Workers of a remote scheduler outlive the command; a cancel tells their running tasks to make no more items."""
+    from medsynth.errors import Cancelled
+    from medsynth.parallel import Workers, run_tasks
+    from medsynth.progress import CancelToken
+
+    out = tmp_path / "o"
+    out.mkdir()
+    token = CancelToken()
+    threading.Timer(2.0, token.cancel).start()
+    from functools import partial
+
+    with pytest.raises(Cancelled):
+        run_tasks(partial(_slow_items, str(out)), [0, 1], Workers(scheduler=scheduler), cancel=token)
+    made = set(files_of(out))
+    assert 0 < len(made) < 40
+    time.sleep(3.0)  # the tasks would have made about 10 more items each by now
+    assert set(files_of(out)) == made

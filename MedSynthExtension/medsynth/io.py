@@ -304,7 +304,8 @@ def write_json(obj, path: PathLike) -> Path:
 
 
 def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
-    """Write a volume; the format follows the suffix. Returns the path written."""
+    """Write a volume; the format follows the suffix. Returns the path written. ``compress=False``: NIfTI/NRRD/MHA
+    data stored plain, PNG deflated at its fastest level (for batches, where writing dominates)."""
     target = Path(os.fspath(path))
     suf = suffix_of(target)
     if suf not in WRITE_SUFFIXES:
@@ -314,7 +315,10 @@ def write_volume(volume: Volume, path: PathLike, compress: bool = True) -> Path:
     else:
         image = volume_to_sitk(volume)
     with atomic_output(target) as tmp:
-        sitk.WriteImage(image, str(tmp), compress and suf != ".mhd")
+        if suf == ".png" and not compress:  # PNG is always deflated: the fastest level (about 1.7x faster, 1.5x larger)
+            sitk.WriteImage(image, str(tmp), True, 1)
+        else:
+            sitk.WriteImage(image, str(tmp), compress and suf != ".mhd")
     return target
 
 

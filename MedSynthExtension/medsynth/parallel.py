@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ WORKER_PARAMS = (
 
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MEDSYNTH_THREADS")}
 """Environment of local worker processes: one thread each, so N workers use N cores."""
+
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+"""Dask settings of local workers: the sampling profiler (the task's stack every 10 ms) off. For ``dask worker``
+processes started by hand: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``."""
 
 
 @dataclass(frozen=True)
@@ -88,10 +93,32 @@ def _apply_runtime_state(state: Dict[str, Any]) -> None:
         runtime.set_user_model_dirs(state["model_dirs"])
 
 
-def _call(fn: Callable[[Any], Any], task: Any, state: Dict[str, Any]) -> Any:
+_STOP_EVENT: Optional[str] = None  # in a worker on a remote scheduler: the Dask Event set when the batch is stopped
+
+
+def _call(fn: Callable[[Any], Any], task: Any, state: Dict[str, Any], stop_event: Optional[str] = None) -> Any:
     """What a Dask worker runs: the task under the caller's device and model folders."""
+    global _STOP_EVENT
     _apply_runtime_state(state)
-    return fn(task)
+    _STOP_EVENT = stop_event
+    try:
+        return fn(task)
+    finally:
+        _STOP_EVENT = None
+
+
+def stop_requested() -> bool:
+    """In a task on a remote scheduler's worker: whether the command that submitted it was stopped (Ctrl-C, a
+    cancel, an error). Its workers keep running tasks that already started; they check this before each item's
+    files appear, so a stopped batch gets no new items."""
+    if not _STOP_EVENT:
+        return False
+    try:
+        from distributed import Event
+
+        return bool(Event(_STOP_EVENT).is_set())
+    except Exception:  # the scheduler has gone: the batch is over
+        return True
 
 
 @contextlib.contextmanager
@@ -132,7 +159,9 @@ def _dask_client(workers: Workers):
             return Client(workers.scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {workers.scheduler}: {exc}") from None
-    with _starting_workers():
+    import dask
+
+    with _starting_workers(), dask.config.set(WORKER_CONFIG):
         cluster = LocalCluster(n_workers=workers.n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, env=dict(THREAD_ENV),
                                scheduler_kwargs={"dashboard": False})  # only Dask's health/metrics pages, loopback
@@ -178,9 +207,15 @@ def run_tasks(
 
     state = _runtime_state()
     tag = uuid.uuid4().hex[:12]
+    stop = None
+    futures: List[Any] = []
     try:
-        futures = [client.submit(_call, fn, t, state, key=f"medsynth-{tag}-{i}", pure=False)
-                   for i, t in enumerate(tasks)]
+        if workers.scheduler:  # remote workers outlive this process: they are told to stop through an Event
+            from distributed import Event
+
+            stop = Event(f"medsynth-stop-{tag}", client=client)
+        futures = [client.submit(_call, fn, t, state, stop.name if stop else None, key=f"medsynth-{tag}-{i}",
+                                 pure=False) for i, t in enumerate(tasks)]
         index = {f.key: i for i, f in enumerate(futures)}
         pending = set(futures)
         shown = -1
@@ -205,7 +240,11 @@ def run_tasks(
         return results
     except BaseException:
         with contextlib.suppress(Exception):
-            client.cancel(futures)  # tasks not started are dropped; on a remote scheduler running ones finish
+            if stop is not None:
+                stop.set()  # running tasks make no new item
+            client.cancel(futures)  # tasks not started are dropped
+            if stop is not None:
+                time.sleep(1.0)  # an item that passed its check a moment ago finishes its renames
         raise
     finally:
         with contextlib.suppress(Exception):
@@ -221,7 +260,7 @@ def chunks(indices: Sequence[int], size: int) -> List[List[int]]:
     return [list(indices[i : i + size]) for i in range(0, len(indices), size)]
 
 
-def chunk_size(count: int, workers: Workers, cap: int = 16) -> int:
+def chunk_size(count: int, workers: Workers, cap: int = 32) -> int:
     """Items per task: at most ``cap`` (a fine progress line, little lost on a cancel), and enough tasks to keep
     every worker busy (four per worker)."""
     slots = 4 * (workers.n if not workers.scheduler else 16)
@@ -327,6 +366,10 @@ def item_files(out: os.PathLike) -> Iterator[None]:
     plan.folder(out, "item")
     with plan:
         yield
+        if stop_requested():
+            from .errors import Cancelled
+
+            raise Cancelled("the batch was stopped")  # the item's files are discarded
 
 
 __all__ = [
@@ -339,5 +382,6 @@ __all__ = [
     "chunks",
     "item_files",
     "run_tasks",
+    "stop_requested",
     "stopped",
 ]

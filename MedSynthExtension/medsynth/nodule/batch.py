@@ -77,19 +77,32 @@ class _PreparedHost:
         return self.places.points(diameter_mm, max_points=50, seed=seed)
 
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the arrays of this host, its context and its places."""
+        total = 0
+        for obj in (self.host.volume, self.context, self.places):
+            for v in vars(obj).values():
+                total += v.nbytes if isinstance(v, np.ndarray) else 0
+        return total
+
+
 _PREPARED: "OrderedDict[Tuple[Any, ...], _PreparedHost]" = OrderedDict()
-_PREPARED_MAX = 2  # hosts kept per process (a task works on one host; CT hosts are large)
+PREPARED_BUDGET = 768 * 2**20
+"""Bytes of prepared hosts kept per process (least recently used go first; the newest is always kept): dozens of
+radiographs, a few CTs."""
 
 
 def prepared_host(path: str, pixel_spacing_mm: Optional[float]) -> _PreparedHost:
-    """The prepared host of ``path``, cached in this process (keyed by path, size and modification time)."""
+    """The prepared host of ``path``, cached in this process (keyed by path, size and modification time), so each
+    host is read and its lung found once per process, not once per image."""
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, pixel_spacing_mm)
     got = _PREPARED.get(key)
     if got is None:
         got = _PreparedHost(path, pixel_spacing_mm)
         _PREPARED[key] = got
-        while len(_PREPARED) > _PREPARED_MAX:
+        while len(_PREPARED) > 1 and sum(h.nbytes for h in _PREPARED.values()) > PREPARED_BUDGET:
             _PREPARED.popitem(last=False)
     else:
         _PREPARED.move_to_end(key)
@@ -125,7 +138,7 @@ def make_image(job: BatchJob, n: int, model=None) -> Dict[str, Any]:
         img_path, note = write_result(host, vol, out / "images" / f"{vol.name}{suf}", compress=job.compress)
         mask_path = write_mask(host.volume.with_array(mask), out / "masks" / f"{vol.name}_mask{suf}",
                                compress=job.compress)
-    box = mask_box(mask > 0)
+    box = mask_box(res.mask > 0, [sl.start for sl in res.roi], two_d=host.kind != "ct")  # the region, not the image
     nk, nj, ni = arr.shape
     image = {"id": n + 1, "file_name": os.path.relpath(img_path, out), "mask_file": os.path.relpath(mask_path, out),
              "width": int(ni), "height": int(nj), "host": Path(path).name, "kind": host.kind}

@@ -49,13 +49,17 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def mask_box(mask: np.ndarray) -> Optional[tuple]:
-    """Box (i0, j0, [k0,] i1, j1, [k1]) of a [k, j, i] mask (one-slice masks give 2D boxes)."""
+def mask_box(mask: np.ndarray, start_kji: Optional[Sequence[int]] = None, two_d: Optional[bool] = None
+             ) -> Optional[tuple]:
+    """Box (i0, j0, [k0,] i1, j1, [k1]) of a [k, j, i] mask (one-slice masks give 2D boxes). For the mask of a region
+    of a larger image: ``start_kji``, the region's first index, and ``two_d``, whether the image has one slice."""
     idx = np.argwhere(mask)
     if len(idx) == 0:
         return None
     lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-    if mask.shape[0] == 1:
+    if start_kji is not None:
+        lo, hi = lo + np.asarray(start_kji), hi + np.asarray(start_kji)
+    if (mask.shape[0] == 1) if two_d is None else two_d:
         return (int(lo[2]), int(lo[1]), int(hi[2]), int(hi[1]))
     return (int(lo[2]), int(lo[1]), int(lo[0]), int(hi[2]), int(hi[1]), int(hi[0]))
 
