@@ -6,8 +6,13 @@ import contextlib
 import hashlib
 import io
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import pytest
@@ -65,6 +70,39 @@ def tree_state(folder: Path, mtimes: bool = False) -> Dict[str, str]:
             else:
                 state[rel] = hashlib.sha256(p.read_bytes()).hexdigest() + (f" {p.stat().st_mtime_ns}" if mtimes else "")
     return state
+
+
+def interrupt_when(args: List[str], env: Dict[str, str], ready: Callable[[bytes], bool], delay: float = 0.0,
+                   timeout: float = 180.0) -> Tuple[int, str]:
+    """Run ``python -m medsynth ARGS``, send it SIGINT (the user's Ctrl-C) once ``ready(stderr so far)`` holds and
+    ``delay`` seconds more have passed; returns (exit status, stderr). Fails the test if it ends before that."""
+    # a job started in the background by a non-interactive shell inherits SIGINT ignored: the user's Ctrl-C
+    # reaches a foreground command with the default disposition, so the child gets that
+    proc = subprocess.Popen([sys.executable, "-m", "medsynth", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    chunks: List[bytes] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for block in iter(lambda: proc.stderr.read1(4096), b""):  # type: ignore[union-attr]
+            chunks.append(block)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while not ready(b"".join(chunks)) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"{args[0]} ended before it could be interrupted: {b''.join(chunks)[-500:]!r}"
+    time.sleep(delay)  # let it write some of its outputs
+    assert proc.poll() is None, f"{args[0]} ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    return rc, b"".join(chunks).decode("utf-8", "replace")
 
 
 def run_cli(argv: List[str]) -> Tuple[int, str, str]:

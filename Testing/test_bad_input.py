@@ -16,17 +16,14 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pytest
-from conftest import run_cli, tree_state
+from conftest import interrupt_when, run_cli, tree_state
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "MedSynthExtension"
@@ -610,34 +607,7 @@ def test_ctrl_c_leaves_nothing(cid: str, argv: str, delay: float, inp: Path, inp
     (out / "keep.txt").write_text("the user's own file\n")
     before = tree_state(out)
     args = shlex.split(argv.format(i=inp, o=out))
-    # a job started in the background by a non-interactive shell inherits SIGINT ignored: the user's Ctrl-C
-    # reaches a foreground command with the default disposition, so the child gets that
-    proc = subprocess.Popen([sys.executable, "-m", "medsynth", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=subprocess_env(),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    chunks: List[bytes] = []
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for block in iter(lambda: proc.stderr.read1(4096), b""):  # type: ignore[union-attr]
-            chunks.append(block)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.time() + 120
-    while b"%]" not in b"".join(chunks) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"{cid} ended before it could be interrupted: {b''.join(chunks)[-500:]!r}"
-    time.sleep(delay)  # let it write some of its outputs
-    assert proc.poll() is None, f"{cid} ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    try:
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=10)
-    err = b"".join(chunks).decode("utf-8", "replace")
+    rc, err = interrupt_when(args, subprocess_env(), lambda seen: b"%]" in seen, delay)
     assert rc == 130, f"exit status {rc}: {err[-800:]}"
     assert "Traceback" not in err
     assert "interrupted; no output written" in err

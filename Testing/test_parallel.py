@@ -7,18 +7,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import List
 
 import numpy as np
 import pytest
 
-from conftest import run_cli, tree_state
+from conftest import interrupt_when, run_cli, tree_state
 
 pytest.importorskip("distributed")
 
@@ -250,33 +248,13 @@ def test_ctrl_c_leaves_whole_items_listed(cid: str, argv: str, total: int, what:
         if "cellgan" not in list_models():
             pytest.skip("cellgan model not installed")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "medsynth", *argv.format(hosts=hosts, out=out, sched=sched).split()],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env(),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    chunks: List[bytes] = []
-
-    def pump() -> None:
-        for block in iter(lambda: proc.stderr.read1(4096), b""):  # type: ignore[union-attr]
-            chunks.append(block)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    deadline = time.time() + 180
     pattern = re.compile(rb"\] ([0-9]+)/%d" % total)
-    while proc.poll() is None and time.time() < deadline:  # some items are whole and more are being made
-        done = pattern.findall(b"".join(chunks))
-        if done and int(done[-1]) >= 8:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, b"".join(chunks)[-500:]
-    proc.send_signal(signal.SIGINT)
-    try:
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    reader.join(timeout=10)
-    err = b"".join(chunks).decode("utf-8", "replace")
+
+    def ready(seen: bytes) -> bool:  # some items are whole and more are being made
+        done = pattern.findall(seen)
+        return bool(done) and int(done[-1]) >= 8
+
+    rc, err = interrupt_when(argv.format(hosts=hosts, out=out, sched=sched).split(), env(), ready)
     assert rc == 130, err[-800:]
     assert "Traceback" not in err
     assert "interrupted; the" in err and f"whole {what} made before are kept" in err

@@ -33,7 +33,6 @@ for the 7 Herlev classes and for the Bethesda grouping (predicted Herlev class m
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import time
 from dataclasses import dataclass
