@@ -154,6 +154,23 @@ def _starting_workers() -> Iterator[None]:
             main.__dict__.update(saved)
 
 
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """A Ctrl-C during the block is raised (as KeyboardInterrupt) when the block ends, not in its middle: for the
+    bookkeeping of finished items (which files are kept, the batch's index), which must not stop half-way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: List[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def _dask_client(workers: Workers):
     try:
         from distributed import Client, LocalCluster
@@ -173,7 +190,30 @@ def _dask_client(workers: Workers):
         cluster = LocalCluster(n_workers=workers.n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, env=dict(THREAD_ENV),
                                scheduler_kwargs={"dashboard": False})  # only Dask's health/metrics pages, loopback
-    return Client(cluster), cluster
+    try:
+        client = Client(cluster)
+        cluster.medsynth_pids = sorted(client.run(os.getpid).values())  # to be sure they are gone at the end
+    except BaseException:
+        cluster.close()
+        raise
+    return client, cluster
+
+
+def _stop_local_workers(cluster, graceful: bool) -> None:
+    """Close a local cluster; its worker processes are killed if they are still there (a worker busy in a long C
+    call may not answer the close, and an interrupted command ends without waiting for its children)."""
+    pids = getattr(cluster, "medsynth_pids", [])
+
+    def kill() -> None:
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    if not graceful:
+        kill()  # stopped: what the workers were writing is discarded by the command anyway
+    with contextlib.suppress(Exception):
+        cluster.close(timeout=10)
+    kill()
 
 
 def run_tasks(
@@ -204,9 +244,10 @@ def run_tasks(
         for i, task in enumerate(tasks):
             rep.step(done / total, f"{done}/{sum(sizes)} {what}")
             results[i] = fn(task)
-            done += sizes[i]
-            if on_result:
-                on_result(i, results[i])
+            with deferred_interrupt():
+                done += sizes[i]
+                if on_result:
+                    on_result(i, results[i])
         rep.step(1.0, f"{done}/{sum(sizes)} {what}")
         return results
 
@@ -217,6 +258,7 @@ def run_tasks(
     tag = uuid.uuid4().hex[:12]
     stop = None
     futures: List[Any] = []
+    finished_well = False
     try:
         if workers.scheduler:  # remote workers outlive this process: they are told to stop through an Event
             from distributed import Event
@@ -237,14 +279,16 @@ def run_tasks(
                 finished, _ = wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 continue
-            for f in finished:
-                pending.discard(f)
-                i = index[f.key]
-                results[i] = f.result()  # re-raises the task's exception here
-                done += sizes[i]
-                if on_result:
-                    on_result(i, results[i])
+            with deferred_interrupt():
+                for f in finished:
+                    pending.discard(f)
+                    i = index[f.key]
+                    results[i] = f.result()  # re-raises the task's exception here
+                    done += sizes[i]
+                    if on_result:
+                        on_result(i, results[i])
         rep.step(1.0, f"{done}/{sum(sizes)} {what}")
+        finished_well = True
         return results
     except BaseException:
         with contextlib.suppress(Exception):
@@ -258,8 +302,7 @@ def run_tasks(
         with contextlib.suppress(Exception):
             client.close()
         if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()  # stops the local worker processes (and whatever they were writing)
+            _stop_local_workers(cluster, graceful=finished_well)
 
 
 def chunks(indices: Sequence[int], size: int) -> List[List[int]]:
@@ -388,6 +431,7 @@ __all__ = [
     "batch_failed",
     "chunk_size",
     "chunks",
+    "deferred_interrupt",
     "item_files",
     "run_tasks",
     "stop_requested",

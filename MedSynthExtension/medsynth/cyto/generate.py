@@ -283,7 +283,7 @@ def write_cells(
     listed in cells.csv); a cancel or Ctrl-C keeps the whole runs made before, listed in cells.csv
     (:class:`medsynth.errors.Stopped`)."""
     from ..errors import Cancelled
-    from ..parallel import ItemFolder, Workers, batch_failed, chunk_size, run_tasks, stopped
+    from ..parallel import ItemFolder, Workers, batch_failed, chunk_size, deferred_interrupt, run_tasks, stopped
 
     naming = check_naming(naming)
     count = check_count(count)
@@ -317,17 +317,18 @@ def write_cells(
         except (KeyboardInterrupt, Cancelled) as exc:
             stop = exc
         finally:
-            if written:
-                buf = io.StringIO()
-                w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
-                w.writeheader()
-                for key in sorted(rows):
-                    w.writerow(rows[key])
-                from ..io import atomic_output
+            with deferred_interrupt():  # the index is written whole even on a second Ctrl-C
+                if written:
+                    buf = io.StringIO()
+                    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
+                    w.writeheader()
+                    for key in sorted(rows):
+                        w.writerow(rows[key])
+                    from ..io import atomic_output
 
-                with atomic_output(csv_path) as tmp:
-                    tmp.write_text(buf.getvalue(), encoding="utf-8")
-                folder.keep([csv_path])
+                    with atomic_output(csv_path) as tmp:
+                        tmp.write_text(buf.getvalue(), encoding="utf-8")
+                    folder.keep([csv_path])
     if stop is not None:
         raise stopped(stop, len(written), "cells", out) from None
     batch_failed(failed, len(parts), "runs of cells", f"listed in {csv_path}")

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, one_line
 from ..io import READ_SUFFIXES, atomic_output, stem_of, suffix_of
-from ..parallel import ItemFolder, Workers, chunk_size, chunks, item_files, run_tasks, stopped
+from ..parallel import ItemFolder, Workers, chunk_size, chunks, deferred_interrupt, item_files, run_tasks, stopped
 from ..progress import CancelToken
 from .detect import SearchSpace, _random_spec, mask_box
 from .images import Host, read_host, write_mask, write_result
@@ -251,17 +251,19 @@ def run_batch(
         except (KeyboardInterrupt, Cancelled) as exc:
             stop = exc
         finally:
-            if found:  # also after a cancel: the index of the whole images that are there
-                for n in sorted(found):
-                    coco["images"].append(found[n]["image"])
-                    coco["annotations"].append(found[n]["annotation"])
-                failed.sort()
-                coco["info"]["failed"] = [{"index": n, "host": h, "error": why} for n, h, why in failed]
-                if len(found) + len(failed) < count:
-                    coco["info"]["incomplete"] = f"{count - len(found) - len(failed)} image(s) not made (interrupted)"
-                with atomic_output(coco_path) as tmp:
-                    tmp.write_text(json.dumps(coco, indent=1) + "\n", encoding="utf-8")
-                folder.keep([coco_path])
+            with deferred_interrupt():  # the index is written whole even on a second Ctrl-C
+                if found:  # also after a cancel: the index of the whole images that are there
+                    for n in sorted(found):
+                        coco["images"].append(found[n]["image"])
+                        coco["annotations"].append(found[n]["annotation"])
+                    failed.sort()
+                    coco["info"]["failed"] = [{"index": n, "host": h, "error": why} for n, h, why in failed]
+                    missing = count - len(found) - len(failed)
+                    if missing:
+                        coco["info"]["incomplete"] = f"{missing} image(s) not made (interrupted)"
+                    with atomic_output(coco_path) as tmp:
+                        tmp.write_text(json.dumps(coco, indent=1) + "\n", encoding="utf-8")
+                    folder.keep([coco_path])
     if stop is not None:
         raise stopped(stop, len(found), "images", out) from None
     return {"coco": coco_path if found else None, "images": len(found), "failed": failed, "out": out}
