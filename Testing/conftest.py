@@ -72,6 +72,14 @@ def tree_state(folder: Path, mtimes: bool = False) -> Dict[str, str]:
     return state
 
 
+def chest_phantoms(shape_kji: Tuple[int, int, int], spacing_kji: Tuple[float, float, float]):
+    """A chest CT phantom (HU) and the radiograph projected from it: (ct, cxr) volumes."""
+    from medsynth.nodule.phantom import chest_ct_phantom, radiograph_from_ct
+
+    ct = chest_ct_phantom(shape_kji=shape_kji, spacing_kji=spacing_kji)
+    return ct, radiograph_from_ct(ct)[0]
+
+
 def interrupt_when(args: List[str], env: Dict[str, str], ready: Callable[[bytes], bool], delay: float = 0.0,
                    timeout: float = 180.0) -> Tuple[int, str]:
     """Run ``python -m medsynth ARGS``, send it SIGINT (the user's Ctrl-C) once ``ready(stderr so far)`` holds and

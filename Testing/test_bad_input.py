@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import pytest
-from conftest import interrupt_when, run_cli, tree_state
+from conftest import chest_phantoms, interrupt_when, run_cli, tree_state
 
 REPO = Path(__file__).resolve().parent.parent
 ENGINE = REPO / "MedSynthExtension"
@@ -60,12 +60,10 @@ def inp(tmp_path_factory) -> Path:
 
     from medsynth import Volume
     from medsynth.io import write_volume
-    from medsynth.nodule.phantom import chest_ct_phantom, radiograph_from_ct
     from medsynth.pet.simulate import example_subject
 
     d = tmp_path_factory.mktemp("inputs")
-    ct = chest_ct_phantom(shape_kji=(16, 40, 48), spacing_kji=(4.0, 3.0, 3.0))
-    cxr, _ = radiograph_from_ct(ct)
+    ct, cxr = chest_phantoms((16, 40, 48), (4.0, 3.0, 3.0))
     write_volume(ct, d / "ct.nrrd")
     write_volume(ct, d / "ct.nii.gz")
     write_volume(ct, d / "in.mhd")  # with its data file in.raw

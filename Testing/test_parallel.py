@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import interrupt_when, run_cli, tree_state
+from conftest import chest_phantoms, interrupt_when, run_cli, tree_state
 
 pytest.importorskip("distributed")
 
@@ -34,11 +34,9 @@ def env() -> dict:
 def hosts(tmp_path_factory) -> Path:
     """Two radiographs and a small CT (three hosts: images 0, 3, 6... use the first)."""
     from medsynth.io import write_volume
-    from medsynth.nodule.phantom import chest_ct_phantom, radiograph_from_ct
 
     d = tmp_path_factory.mktemp("hosts")
-    ct = chest_ct_phantom(shape_kji=(24, 64, 72), spacing_kji=(3.0, 2.5, 2.5))
-    cxr, _ = radiograph_from_ct(ct)
+    ct, cxr = chest_phantoms((24, 64, 72), (3.0, 2.5, 2.5))
     write_volume(ct, d / "a_ct.nrrd")
     write_volume(cxr, d / "b_cxr.png")
     write_volume(cxr.with_array(cxr.array[:, ::-1, :].copy()), d / "c_cxr_flipped.png")
