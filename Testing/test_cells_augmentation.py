@@ -251,3 +251,23 @@ def test_bad_options_exit_2(folders, tmp_path) -> None:
         assert rc == 2 and re.search(pattern, err) and "Traceback" not in err, (extra, err)
     rc, out, _ = run_cli(["evaluate", "cells-augmentation", "--help"])
     assert rc == 0 and "--real-train" in out
+
+
+@needs_model
+def test_two_workers_give_the_same_figures(folders, tmp_path) -> None:
+    """Each (seed, arm) run is a task; on 2 Dask workers the runs and their summaries are those of one process."""
+    pytest.importorskip("distributed")
+    train, test = folders
+    res = {}
+    for name, extra in (("one", []), ("two", ["--workers", "2"])):
+        out = tmp_path / f"{name}.json"
+        rc, _, err = run_cli(["evaluate", "cells-augmentation", "--real-train", str(train), "--real-test", str(test),
+                              *TINY, "--json", str(out), "--quiet", *extra])
+        assert rc == 0, err
+        res[name] = json.loads(out.read_text())
+    for r in res.values():
+        for arm in r["arms"].values():
+            for run in arm["runs"]:
+                run.pop("seconds")
+    assert res["one"]["arms"] == res["two"]["arms"]
+    assert "2 worker processes" in res["two"]["workers"] and "--workers 2" in res["two"]["command"]

@@ -363,3 +363,42 @@ def test_benchmark_test_host_list_is_the_split_test_side():
     split = host_split([folder, folder.parent.parent / "nih"], 0)
     assert [Path(p).name for p in listed] == [p.name for p in split["test"]]
     assert not {Path(p).name for p in listed} & {p.name for p in split["train"] + split["val"]}
+
+
+@pytest.mark.heavy
+def test_mining_evaluation_same_figures_in_one_process_and_on_two_workers(hosts, tmp_path):
+    """evaluate nodule-mining end to end on a tiny base detector: every (seed, arm) fine-tuned, scored; the
+    fine-tuning runs on 2 Dask workers give the same figures as in this process (1 torch thread each)."""
+    pytest.importorskip("distributed")
+    import torch
+
+    from medsynth.io import write_json
+    from medsynth.nodule.train_detector import calibrate, train
+
+    base = tmp_path / "base"
+    facts = train([hosts], base, steps=2, seed=0, batch=2, pool_size=4, log=lambda m: None, split_seed=0)
+    facts["operating_point"] = calibrate(base / "detector.onnx", [Path(p) for p in facts["split"]["val"]], 7,
+                                         samples_per_host=1)
+    write_json(facts, base / "facts.json")
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for name, extra in (("one", ["--threads", "1"]), ("two", ["--workers", "2", "--threads", "1"])):
+            out = tmp_path / f"{name}.json"
+            rc, stdout, err = run_cli(["evaluate", "nodule-mining", "--base", str(base), "--work", str(tmp_path / name),
+                                       "--json", str(out), "--seeds", "1", "--extra", "2", "--steps", "2",
+                                       "--budget", "12", "--per-host", "1", "--eval-seed", "3", *extra])
+            assert rc == 0, err
+            assert "mined - random" in stdout
+            results[name] = json.loads(out.read_text())
+    finally:
+        torch.set_num_threads(threads)
+    for r in results.values():
+        for run in r["runs"]:
+            assert list(run["arms"]) == ["none", "random", "mined"]
+            for sc in run["arms"].values():
+                sc.pop("train_seconds")
+                assert sc["plain_images"] >= 1 and sc["nodules"] >= 1
+    assert results["one"]["runs"] == results["two"]["runs"]
+    assert results["one"]["summary"] == results["two"]["summary"]
+    assert (tmp_path / "two" / "pools" / "seed1_mined.npz").is_file()

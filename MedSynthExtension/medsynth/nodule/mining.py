@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -121,11 +122,61 @@ def score_detector(detector, canvases, items, target_fp: float = 0.5) -> Dict[st
     }
 
 
+def save_pool(pool: list, path: Path) -> Path:
+    """Write extra training samples of :func:`_examples` as .npz (no pickles), so a worker can read them."""
+    arrays: Dict[str, np.ndarray] = {}
+    for k, (img, boxes, shape) in enumerate(pool):
+        arrays[f"image_{k}"], arrays[f"boxes_{k}"], arrays[f"shape_{k}"] = img, boxes, np.asarray(shape, np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, count=np.int64(len(pool)), **arrays)
+    return path
+
+
+def load_pool(path: Path) -> list:
+    with np.load(path) as z:
+        return [(z[f"image_{k}"], z[f"boxes_{k}"], tuple(int(v) for v in z[f"shape_{k}"]))
+                for k in range(int(z["count"]))]
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    """What a fine-tuning run depends on besides its seed, arm and extra samples (pickled to Dask workers)."""
+
+    images: Tuple[str, ...]
+    val: Tuple[str, ...]
+    init: str
+    out: str
+    steps: int
+    lr: float
+    split_seed: int
+
+
+def finetune_arm(job: FinetuneJob, task: Tuple[int, str, Optional[str]]) -> Dict[str, Any]:
+    """One arm of one seed: fine-tune the base detector with the arm's extra samples (a .npz of
+    :func:`save_pool`, or none), export it and fix its operating point on the validation hosts."""
+    from .train_detector import calibrate, train
+
+    seed, arm, pool_file = task
+    folder = Path(job.out) / f"seed{seed}_{arm}"
+    t0 = time.time()
+    train(list(map(Path, job.images)), folder, job.steps, seed=seed, lr=job.lr, init=Path(job.init),
+          extra_pool=load_pool(Path(pool_file)) if pool_file else None, pool_size=300, split_seed=job.split_seed,
+          log=lambda m: None, curriculum=False)
+    thr = calibrate(folder / "detector.onnx", list(map(Path, job.val)), seed + 7)["score_threshold"]
+    return {"detector": str(folder / "detector.onnx"), "threshold": thr, "train_seconds": round(time.time() - t0, 1)}
+
+
 def run_mining(base: Path, out: Path, seeds: Sequence[int], extra: int = 150, steps: int = 300, lr: float = 3e-4,
-               budget: int = 2000, eval_seed: Optional[int] = None, per_host: int = 12, log=print) -> Dict[str, Any]:
+               budget: int = 2000, eval_seed: Optional[int] = None, per_host: int = 12, log=print,
+               workers=None) -> Dict[str, Any]:
+    """Mine, fine-tune every (seed, arm) and score them on the held-out benchmark (see the module doc).
+    ``workers`` (:class:`medsynth.parallel.Workers`): where the fine-tuning runs go (the pools are mined and the
+    detectors scored here); the figures do not depend on it at the same number of torch threads."""
+    from functools import partial
+
+    from ..parallel import Workers, run_tasks
     from .cxr_data import host_canvas
     from .cxr_detector import CanvasDetector
-    from .train_detector import calibrate, train
 
     base = Path(base)
     facts_path = base / "facts.json"
@@ -147,24 +198,29 @@ def run_mining(base: Path, out: Path, seeds: Sequence[int], extra: int = 150, st
                               "base_scores": score_detector(base_det, test_canvases, items), "runs": []}
     log(f"base: {result['base_scores']}")
     out = Path(out)
+    tasks: List[Tuple[int, str, Optional[str]]] = []
+    runs: Dict[int, Dict[str, Any]] = {}
     for seed in seeds:
         mined, mfacts = _examples(train_canvases, base_det, extra, 1000 + seed, True, budget)
         rand, _ = _examples(train_canvases, base_det, len(mined), 2000 + seed, False, budget)
         log(f"seed {seed}: mined {mfacts}")
-        run = {"seed": seed, "mining": mfacts, "arms": {}}
-        for arm in ARMS:
-            folder = out / f"seed{seed}_{arm}"
-            extra_pool = {"none": None, "random": rand, "mined": mined}[arm]
-            t0 = time.time()
-            train(images, folder, steps, seed=seed, lr=lr, init=base / "checkpoint.pt", extra_pool=extra_pool,
-                  pool_size=300, split_seed=facts.get("split_seed", 0), log=lambda m: None, curriculum=False)
-            thr = calibrate(folder / "detector.onnx", split["val"], seed + 7)["score_threshold"]
-            det = CanvasDetector(folder / "detector.onnx", threshold=thr)
-            sc = score_detector(det, test_canvases, items)
-            sc["train_seconds"] = round(time.time() - t0, 1)
-            run["arms"][arm] = sc
-            log(f"seed {seed} {arm}: {sc}")
-        result["runs"].append(run)
+        runs[seed] = {"seed": seed, "mining": mfacts, "arms": {}}
+        pools = {"none": None, "random": save_pool(rand, out / "pools" / f"seed{seed}_random.npz"),
+                 "mined": save_pool(mined, out / "pools" / f"seed{seed}_mined.npz")}
+        tasks += [(seed, arm, str(pools[arm]) if pools[arm] else None) for arm in ARMS]
+    job = FinetuneJob(tuple(images), tuple(map(str, split["val"])), str(base / "checkpoint.pt"), str(out), steps, lr,
+                      int(facts.get("split_seed", 0)))
+
+    def scored(i: int, tuned: Dict[str, Any]) -> None:
+        seed, arm, _ = tasks[i]
+        sc = score_detector(CanvasDetector(Path(tuned["detector"]), threshold=tuned["threshold"]), test_canvases,
+                            items)
+        sc["train_seconds"] = tuned["train_seconds"]
+        runs[seed]["arms"][arm] = sc
+        log(f"seed {seed} {arm}: {sc}")
+
+    run_tasks(partial(finetune_arm, job), tasks, workers or Workers(), what="fine-tuning runs", on_result=scored)
+    result["runs"] = [{**runs[s], "arms": {a: runs[s]["arms"][a] for a in ARMS}} for s in seeds]
 
     def agg(arm: str, key: str) -> Dict[str, Any]:
         v = np.array([r["arms"][arm][key] for r in result["runs"] if r["arms"][arm][key] is not None], float)
@@ -195,9 +251,13 @@ def run(args) -> int:
     plan.file(args.json, "--json", JSON)
     plan.folder(args.work, "--work", defer=False)
     with plan:
+        from ..parallel import WORKER_PARAMS, Workers
+        from ..params import from_namespace
+
         res = run_mining(Path(args.base), Path(args.work), args.seeds, args.extra, args.steps, budget=args.budget,
                          eval_seed=args.eval_seed, per_host=args.per_host,
-                         log=lambda m: print(f"[nodule-mining] {m}", flush=True))
+                         log=lambda m: print(f"[nodule-mining] {m}", flush=True),
+                         workers=Workers.from_values(from_namespace(WORKER_PARAMS, args)))
         if args.json:
             write_json(res, args.json)
     s = res["summary"]
@@ -225,5 +285,9 @@ def register(sub) -> None:
     p.add_argument("--budget", type=int, default=2000, help="detector calls allowed for mining")
     p.add_argument("--per-host", type=int, default=12, help="held-out nodules per test host")
     p.add_argument("--eval-seed", type=int, default=None, help="held-out benchmark seed (default: fresh, printed)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads in this process (workers: 1 each)")
+    from ..parallel import WORKER_PARAMS
+    from ..params import add_arguments
+
+    add_arguments(p, WORKER_PARAMS)
     p.set_defaults(func=run)

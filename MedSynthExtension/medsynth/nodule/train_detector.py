@@ -251,7 +251,8 @@ def train(images: Sequence[Path], out: Path, steps: int, seed: int = 0, batch: i
             if extra_pool:
                 pool = pool + list(extra_pool)
         rng = np.random.default_rng([seed, step])
-        x, targets = crop_batch(pool, rng, batch)
+        torch.manual_seed(seed * 1_000_003 + step)  # the detector's own draws (hard-negative sampling): a resumed or
+        x, targets = crop_batch(pool, rng, batch)  # parallel run takes the same steps as one run from the start
         warm = min(1.0, (step + 1) / 50.0)
         for g in opt.param_groups:
             g["lr"] = lr * warm
