@@ -231,6 +231,8 @@ def run_batch(
         "annotations": [],
     }
     tasks = plan_tasks(count, len(files), workers)
+    if not workers.in_process:  # the largest hosts first: the last tasks to finish are then short ones
+        tasks.sort(key=lambda t: -files[t[0] % len(files)].stat().st_size)
     found: Dict[int, Dict[str, Any]] = {}
     failed: List[Tuple[int, str, str]] = []
     coco_path = out / "annotations.json"
