@@ -57,3 +57,28 @@ def test_convert_real_dicom_series_and_nifti(tmp_path):
     a, b = read_volume(src), read_volume(tmp_path / "chest.mha")
     np.testing.assert_array_equal(a.array, b.array)
     np.testing.assert_allclose(a.ijk_to_ras, b.ijk_to_ras, atol=1e-4)
+
+
+def test_the_global_device_flag_reaches_every_command() -> None:
+    """``medsynth --device X COMMAND`` holds for commands that also take ``--device`` (metaad, evaluate fdg2cft):
+    theirs, when given, wins; not given, it does not reset the global one."""
+    from medsynth.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--device", "cpu", "metaad", "f.nii.gz", "m.nii.gz"]).device == "cpu"
+    assert parser.parse_args(["--device", "gpu", "evaluate", "fdg2cft", "--cohort", "c"]).device == "gpu"
+    assert parser.parse_args(["metaad", "f.nii.gz", "m.nii.gz", "--device", "cpu"]).device == "cpu"
+    assert parser.parse_args(["--device", "gpu", "metaad", "f.nii.gz", "m.nii.gz", "--device", "cpu"]).device == "cpu"
+    assert parser.parse_args(["metaad", "f.nii.gz", "m.nii.gz"]).device is None
+    assert parser.parse_args(["--device", "cpu", "nodule-batch", "--images", "i", "--count", "1", "--out", "o"]
+                             ).device == "cpu"
+
+
+def test_the_device_flag_is_set_before_the_command_runs(monkeypatch) -> None:
+    import medsynth.runtime as runtime
+    from medsynth.cli import main
+
+    seen = []
+    monkeypatch.setattr(runtime, "set_device", lambda d: seen.append(d))
+    rc = main(["--device", "cpu", "metaad", "/nonexistent/f.nii.gz", "/tmp/never/m.nii.gz"])
+    assert rc == 2 and seen == ["cpu"]

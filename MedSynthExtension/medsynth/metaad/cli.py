@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def run_metaad(args) -> int:
     from ..cli import progress_printer
-    from ..runtime import set_device
+    from ..outputs import JSON, PET, OutputPlan
     from .detect import detect_file
 
-    from ..outputs import JSON, PET, OutputPlan
-
-    if args.device:
-        set_device(args.device)
     plan = OutputPlan(inputs=[args.fdg])
     plan.file(args.out_map, "OUT_MAP", PET)
     plan.file(args.abs_map, "--abs-map", PET)
@@ -38,5 +36,6 @@ def register(sub) -> None:
     p.add_argument("--report", help=".json report: subject score, threshold and how it was set, regional table")
     p.add_argument("--abs-map", help="also write the absolute anomaly map here")
     p.add_argument("--space", choices=("auto", "mni", "native"), default="auto")
-    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None)
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=argparse.SUPPRESS,
+                   help="where the models run (the same as medsynth --device; not given: that one holds)")
     p.set_defaults(func=run_metaad)

@@ -16,6 +16,7 @@ validated on (the manifest says which seed and indices they used):
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -310,12 +311,8 @@ def card_metrics_section(model_id: str, metrics: Dict[str, Any]) -> List[str]:
 def run(args) -> int:
     from ..cli import progress_printer
     from ..io import atomic_output
-    from ..runtime import set_device
-
     from ..outputs import JSON, OutputPlan
 
-    if args.device:
-        set_device(args.device)
     plan = OutputPlan(inputs=[args.cohort])
     plan.file(args.report, "--report", JSON)
     with plan:
@@ -339,7 +336,8 @@ def register(sub) -> None:
     )
     p.add_argument("--cohort", required=True, help="simulated cohort folder (medsynth pet-simulate) not trained on")
     p.add_argument("--report", help="write the JSON report (.json; summary and per-subject rows) here")
-    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None)
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=argparse.SUPPRESS,
+                   help="where the models run (the same as medsynth --device; not given: that one holds)")
     p.add_argument("--include-training", action="store_true", help="do not skip subjects the model was trained on")
     p.set_defaults(func=run)
 
