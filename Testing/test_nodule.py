@@ -481,3 +481,51 @@ def test_train_shape_tiny(tmp_path):
     assert (tmp_path / "nodule-shape-vae.md").is_file() and (tmp_path / "nodule-shape-vae.json").is_file()
     dec = {e.id: e for e in read_manifest(tmp_path)}["nodule-shape-vae"]
     assert dec.side_file("latent") == tmp_path / "nodule-shape-vae.json" and dec.checksum_ok()
+
+
+def test_sheet_nodule_grid_png_and_pdf(phantom_files, tmp_path):
+    """``medsynth sheet nodule``: a captioned grid, columns the first --vary, rows the second; PNG and PDF."""
+    from PIL import Image
+
+    from medsynth.cli import main
+
+    d, ct, cxr = phantom_files
+    before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
+    out = tmp_path / "sheet.png"
+    rc = main(["sheet", "nodule", "--input", str(d / "ct.nrrd"), "--vary", "diameter=6,12,18",
+               "--vary", "texture=solid,ggo", "--set", "seed=4", "--out", str(out)])
+    assert rc == 0
+    w, h = Image.open(out).size
+    assert w > h > 300  # three columns, two rows
+    rc = main(["sheet", "nodule", "--input", str(d / "cxr.png"), "--vary", "spiculation=-2,2", "--set",
+               "diameter=15", "--pixel-spacing", "0.8", "--out", str(tmp_path / "sheet.pdf")])
+    assert rc == 0 and (tmp_path / "sheet.pdf").read_bytes()[:4] == b"%PDF"
+    assert {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == before  # inputs untouched
+    from medsynth.nodule.sheet import nodule_sheet
+
+    facts = nodule_sheet(d / "ct.nrrd", tmp_path / "s2.png", [("lobulation", [-1.0, 0.0, 1.0])], {"diameter_mm": 9})
+    assert [t["lobulation"] for t in facts["tiles"]] == [-1.0, 0.0, 1.0] and facts["kind"] == "ct"
+    assert facts["model"].startswith("nodule-shape-vae") and facts["fov_mm"] == 40.0
+
+
+@pytest.mark.parametrize("extra,pattern", [
+    (["--vary", "size=1,2"], r"unknown parameter 'size'"),
+    (["--vary", "diameter=1,10"], r"diameter_mm: 1\.0 is below the minimum"),
+    (["--vary", "diameter="], r"NAME=v1,v2"),
+    (["--vary", "texture=solid,stone"], r"'stone' is not one of"),
+    (["--vary", "diameter=5,10", "--vary", "seed=1,2", "--vary", "lobulation=0,1"], r"one or two --vary"),
+    (["--vary", "diameter=5,10", "--vary", "diameter=6,7"], r"given twice"),
+    (["--vary", "diameter=5,10", "--set", "diameter=6"], r"both varied and set"),
+    (["--vary", "seed=" + ",".join(map(str, range(61)))], r"at most 60"),
+    (["--vary", "diameter=5,10", "--window", "200", "-1200"], r"LOW < HIGH"),
+])
+def test_sheet_bad_input_exit_2(phantom_files, tmp_path, extra, pattern):
+    import re
+
+    from conftest import run_cli
+
+    d, _, _ = phantom_files
+    rc, _, err = run_cli(["sheet", "nodule", "--input", str(d / "ct.nrrd"), "--out", str(tmp_path / "s.png"), *extra])
+    assert rc == 2 and "Traceback" not in err
+    assert re.search(pattern, err), err
+    assert not list(tmp_path.iterdir())

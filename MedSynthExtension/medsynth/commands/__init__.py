@@ -10,6 +10,7 @@ COMMAND_MODULES = [
     "medsynth.commands.demo",
     "medsynth.commands.evaluate",
     "medsynth.commands.studio",
+    "medsynth.commands.sheet",
     "medsynth.pet.cli",
     "medsynth.superres.cli",
     "medsynth.nodule.commands",

@@ -153,6 +153,50 @@ def run_benchmark_cmd(args) -> int:
     return 0
 
 
+def run_sheet(args) -> int:
+    from ..cli import progress_printer
+    from ..errors import InputError
+    from ..outputs import OutputPlan
+    from .sheet import SHEET_SUFFIXES, nodule_sheet, parse_set, parse_vary
+
+    if args.window is not None and not args.window[0] < args.window[1]:
+        raise InputError(f"--window LOW HIGH needs LOW < HIGH, got {args.window[0]:g} {args.window[1]:g}")
+    vary = [parse_vary(v) for v in args.vary]
+    fixed = dict(parse_set(v) for v in args.set or [])
+    plan = OutputPlan(inputs=[args.input])
+    plan.file(args.out, "--out", SHEET_SUFFIXES)
+    with plan:
+        facts = nodule_sheet(args.input, args.out, vary, fixed, ras=args.ras, window=args.window, fov_mm=args.fov,
+                             pixel_spacing_mm=args.pixel_spacing, progress=progress_printer)
+    print(f"wrote {args.out}: {len(facts['tiles'])} tiles, nodule at RAS "
+          f"({', '.join(f'{v:.1f}' for v in facts['ras'])}), shape model {facts['model']}")
+    return 0
+
+
+def register_sheet(inner) -> None:
+    """``medsynth sheet nodule``."""
+    names = ", ".join(p.name for p in NODULE_PARAMS)
+    s = inner.add_parser("nodule", help="the same nodule at several settings on a chest CT or radiograph",
+                         description="A captioned grid: the first --vary runs along the columns, the second (if any) "
+                         f"along the rows; NAME is a nodule parameter ({names}; 'diameter' for diameter_mm). CT tiles: "
+                         "the axial slice through the nodule's centre; radiograph tiles: the image around it.")
+    s.add_argument("--input", required=True, help="chest CT (HU) or radiograph")
+    s.add_argument("--out", required=True, help=f"sheet file (.png or .pdf); {PARENT_RULE}")
+    s.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2,...",
+                   help="a parameter and its values (once or twice)")
+    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter held at a value (default: its "
+                   "default)")
+    s.add_argument("--ras", nargs=3, type=finite_float, metavar=("X", "Y", "Z"),
+                   help="nodule centre in RAS mm (default: a lung point near the middle)")
+    s.add_argument("--window", nargs=2, type=finite_float, metavar=("LOW", "HIGH"),
+                   help="display window (CT: HU; default -1200 200; radiographs: stored values, default from the image)")
+    s.add_argument("--fov", type=positive_float, default=None, help="field of each tile in mm (default 2.5 x the "
+                   "largest diameter, at least 40)")
+    s.add_argument("--pixel-spacing", type=positive_float, default=None,
+                   help="radiographs without pixel spacing: mm per pixel (default: assumed from width)")
+    s.set_defaults(func=run_sheet)
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "nodule",

@@ -1,0 +1,187 @@
+"""Variation sheets for teaching: the same nodule at several settings, one captioned grid (``medsynth sheet nodule``).
+
+One or two parameters of :data:`~medsynth.nodule.params.NODULE_PARAMS` vary (columns, then rows); every other
+parameter keeps its given or default value. Each tile is the lesion at its setting, centred on the nodule: for a CT
+the axial slice through its centre in a window you choose (default lung window), for a radiograph the image around
+it. The caption of each tile gives its values; the title gives the host, the centre, the fixed parameters and the
+shape model's id and version. PNG or PDF (matplotlib, Agg).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import InputError
+from .params import NODULE_PARAMS, NoduleSpec
+
+SHEET_SUFFIXES = (".png", ".pdf")
+MAX_TILES = 60
+_BY_NAME = {p.name: p for p in NODULE_PARAMS}
+
+
+def parse_vary(text: str) -> Tuple[str, List[Any]]:
+    """``NAME=v1,v2,...`` -> (name, checked values); names and ranges from the parameter declarations."""
+    name, sep, values = str(text).partition("=")
+    name = name.strip().replace("-", "_")
+    if name == "diameter":
+        name = "diameter_mm"
+    if not sep or not values.strip():
+        raise InputError(f"--vary {text!r}: give NAME=v1,v2,... (e.g. diameter=5,10,20)")
+    if name not in _BY_NAME:
+        raise InputError(f"--vary {text!r}: unknown parameter {name!r}; one of {', '.join(_BY_NAME)}")
+    items = [v.strip() for v in values.split(",") if v.strip()]
+    return name, [_BY_NAME[name].check(v) for v in items]
+
+
+def parse_set(text: str) -> Tuple[str, Any]:
+    """``NAME=VALUE`` for a parameter that stays fixed."""
+    name, values = parse_vary(text)
+    if len(values) != 1:
+        raise InputError(f"--set {text!r}: one value (use --vary for several)")
+    return name, values[0]
+
+
+def lung_point(host, diameter_mm: float, pixel_spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
+    """A lung point near the middle of the image (CT) or of the right lung field (radiograph), as the demo picks."""
+    from .candidates import CTPlaces, CXRPlaces
+    from .insertion import CXRContext
+
+    if host.kind == "ct":
+        pts = CTPlaces(host.volume).points(diameter_mm, max_points=300, seed=1)
+        target = host.volume.center_ras()
+    else:
+        ctx = CXRContext(host.volume, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm)
+        pts = CXRPlaces(host.volume, ctx.spacing_ji[1], host.photometric).points(diameter_mm, max_points=300, seed=2)
+        nj, ni = host.volume.array.shape[1:]
+        target = host.volume.ijk_to_ras_points([0.3 * ni, 0.45 * nj, 0])[0]
+    if len(pts) == 0:
+        raise InputError(f"no lung found in {Path(host.source).name} for a {diameter_mm:g} mm nodule: give --ras")
+    return pts[int(np.argmin(np.linalg.norm(pts - target, axis=1)))]
+
+
+def _tile(host, spec: NoduleSpec, ras, fov_mm: float, window: Optional[Sequence[float]], model,
+          pixel_spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
+    from .demo import _ct_tile, _cxr_tile
+    from .insertion import insert_ct, insert_cxr
+
+    if host.kind == "ct":
+        new = insert_ct(host.volume, ras, spec, model=model)[0]
+        return _ct_tile(new, ras, fov=fov_mm) if window is None else _ct_window_tile(new, ras, fov_mm, window)
+    new, _mask, info = insert_cxr(host.volume, ras, spec, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm,
+                                  model=model)
+    spacing = float(info["pixel_spacing_mm"][1])  # (row, column) mm
+    return _cxr_tile(host, new.array[0], (info["ijk"][1], info["ijk"][0]), spacing, fov=fov_mm, window=window)
+
+
+def _cxr_window(host, ras, fov_mm: float, spacing: Optional[Sequence[float]]) -> Tuple[float, float]:
+    """One display window for every radiograph tile: the 1st-99.5th percentiles of the unmodified image around the
+    centre (so the tiles differ only by the nodule)."""
+    from .images import display_monochrome2
+    from .insertion import CXRContext
+
+    ps = CXRContext(host.volume, host.photometric, spacing or host.pixel_spacing_mm).spacing_ji
+    i, j = (np.linalg.inv(host.volume.ijk_to_ras) @ np.append(np.asarray(ras, float), 1.0))[:2]
+    hj, hi = int(round(fov_mm / 2 / ps[0])), int(round(fov_mm / 2 / ps[1]))
+    j, i = int(round(j)), int(round(i))
+    crop = host.volume.array[0, max(0, j - hj) : j + hj, max(0, i - hi) : i + hi]
+    lo, hi_ = np.percentile(display_monochrome2(host, crop).astype(np.float32), [1.0, 99.5])
+    return float(lo), float(max(hi_, lo + 1e-3))
+
+
+def _ct_window_tile(volume, ras, fov_mm: float, window: Sequence[float]) -> np.ndarray:
+    from ..overview import plane, to_uint8
+
+    return to_uint8(plane(volume, "axial", center_ras=ras, fov_mm=fov_mm, pixels=160), window=tuple(window))
+
+
+def _fmt(name: str, value: Any) -> str:
+    p = _BY_NAME[name]
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{p.label.lower()} {text}{(' ' + p.unit) if p.unit and p.unit != 'SD' else ''}"
+
+
+def nodule_sheet(
+    image: os.PathLike,
+    out: os.PathLike,
+    vary: Sequence[Tuple[str, Sequence[Any]]],
+    fixed: Optional[Dict[str, Any]] = None,
+    ras: Optional[Sequence[float]] = None,
+    window: Optional[Sequence[float]] = None,
+    fov_mm: Optional[float] = None,
+    pixel_spacing_mm: Optional[float] = None,
+    progress=None,
+) -> Dict[str, Any]:
+    """Write the sheet to ``out`` (.png or .pdf, atomically); returns its facts (tiles, centre, model)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_output, suffix_of
+    from ..progress import Reporter
+    from .images import read_host
+    from .shape import default_shape_model
+
+    if suffix_of(out) not in SHEET_SUFFIXES:
+        raise InputError(f"cannot write a sheet as '{Path(out).name}'; use {' or '.join(SHEET_SUFFIXES)}")
+    if not 1 <= len(vary) <= 2:
+        raise InputError("give one or two --vary NAME=v1,v2,... (columns, then rows)")
+    if len(vary) == 2 and vary[0][0] == vary[1][0]:
+        raise InputError(f"--vary {vary[0][0]} is given twice")
+    fixed = dict(fixed or {})
+    for name, _ in vary:
+        if name in fixed:
+            raise InputError(f"{name} is both varied and set")
+    cols, rows = vary[0], (vary[1] if len(vary) == 2 else ("", [None]))
+    if len(cols[1]) * len(rows[1]) > MAX_TILES:
+        raise InputError(f"{len(cols[1]) * len(rows[1])} tiles; at most {MAX_TILES} fit on a sheet")
+    base = NoduleSpec.from_values(fixed)
+    host = read_host(image)
+    spacing = (float(pixel_spacing_mm),) * 2 if pixel_spacing_mm else None  # radiographs without it in the file
+    largest = max([base.diameter_mm] + [v for n, vs in vary if n == "diameter_mm" for v in vs])
+    centre = np.asarray(ras, float) if ras is not None else lung_point(host, largest, spacing)
+    fov = float(fov_mm) if fov_mm else max(40.0, 2.5 * largest)
+    if host.kind == "cxr" and window is None:
+        window = _cxr_window(host, centre, fov, spacing)
+    model = default_shape_model()
+    rep = Reporter(progress)
+    n_tiles = len(cols[1]) * len(rows[1])
+    fig, axes = plt.subplots(len(rows[1]), len(cols[1]), squeeze=False, layout="constrained")
+    tiles = []
+    for r, rv in enumerate(rows[1]):
+        for c, cv in enumerate(cols[1]):
+            rep.step(len(tiles) / n_tiles, f"tile {len(tiles) + 1}/{n_tiles}")
+            changes = {cols[0]: cv}
+            if rows[0]:
+                changes[rows[0]] = rv
+            spec = base.with_(**changes)
+            img = _tile(host, spec, centre, fov, window, model, spacing)
+            ax = axes[r][c]
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(", ".join(_fmt(k, v) for k, v in changes.items()), fontsize=7)
+            tiles.append({k: v for k, v in changes.items()})
+    entry = model.entry
+    fixed_text = ", ".join(_fmt(k, v) for k, v in base.to_dict().items() if k not in dict(vary))
+    import textwrap
+
+    title = [f"{Path(host.source).name}: nodule at RAS ({', '.join(f'{v:.0f}' for v in centre)}), field {fov:.0f} mm"]
+    title += textwrap.wrap(fixed_text, width=max(40, 24 * len(cols[1])))
+    title.append(f"MedSynth NoduleSynth, shape model {entry.id} {entry.version}")
+    fig.set_size_inches(max(4.5, 2.2 * len(cols[1])), 2.45 * len(rows[1]) + 0.14 * len(title))
+    fig.suptitle("\n".join(title), fontsize=7)
+    target = Path(out)
+    with atomic_output(target) as tmp:
+        fig.savefig(str(tmp), dpi=150, format=suffix_of(target).lstrip("."))
+    plt.close(fig)
+    rep.step(1.0, f"{n_tiles} tiles")
+    return {"out": str(target), "tiles": tiles, "ras": [float(v) for v in centre], "fov_mm": fov,
+            "model": f"{entry.id} {entry.version}", "kind": host.kind}
+
+
+__all__ = ["MAX_TILES", "SHEET_SUFFIXES", "lung_point", "nodule_sheet", "parse_set", "parse_vary"]
