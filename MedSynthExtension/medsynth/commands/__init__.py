@@ -4,6 +4,9 @@ A module issue adds its command module to :data:`COMMAND_MODULES` and, for the d
 a part to ``medsynth.commands.demo.DEMO_PARTS``.
 """
 
+import importlib
+from typing import Sequence
+
 COMMAND_MODULES = [
     "medsynth.commands.info",
     "medsynth.commands.convert",
@@ -18,3 +21,13 @@ COMMAND_MODULES = [
     "medsynth.mrct.cli",
     "medsynth.metaad.cli",
 ]
+
+
+def register_group(sub, name: str, help: str, modules: Sequence[str], hook: str = "register") -> None:
+    """A command with sub-commands (``medsynth evaluate WHAT``, ``medsynth sheet WHAT``): each module in ``modules``
+    adds its own through ``hook(subparsers)``."""
+    p = sub.add_parser(name, help=help)
+    inner = p.add_subparsers(dest="what", metavar="WHAT")
+    inner.required = True
+    for module in modules:
+        getattr(importlib.import_module(module), hook)(inner)

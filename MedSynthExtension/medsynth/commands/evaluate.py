@@ -6,7 +6,6 @@ A module issue adds a module to :data:`EVALUATOR_MODULES`; each has
 
 from __future__ import annotations
 
-import importlib
 from typing import List
 
 EVALUATOR_MODULES: List[str] = []
@@ -20,8 +19,6 @@ EVALUATOR_MODULES.append("medsynth.nodule.mining")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a method against its baselines")
-    inner = p.add_subparsers(dest="what", metavar="WHAT")
-    inner.required = True
-    for name in EVALUATOR_MODULES:
-        importlib.import_module(name).register(inner)
+    from . import register_group
+
+    register_group(sub, "evaluate", "evaluate a method against its baselines", EVALUATOR_MODULES)
