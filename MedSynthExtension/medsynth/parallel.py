@@ -5,7 +5,8 @@ so that the outputs do not depend on where or in which order the tasks run. :fun
 
 * ``Workers()`` (one worker, no scheduler): in this process, one after the other; Dask is not imported.
 * ``Workers(n=4)``: on a local Dask cluster of 4 worker processes (one thread each, numerical libraries held to
-  one thread), listening on loopback only, without a dashboard; the cluster is closed when the batch ends.
+  one thread), listening on loopback only (no dashboard; Dask's health page on a random loopback port); the cluster
+  is closed when the batch ends.
 * ``Workers(scheduler="tcp://host:8786")``: on an existing Dask scheduler and its workers (``dask scheduler``,
   ``dask worker ADDRESS --nthreads 1`` on each machine). Every machine must see the input and output paths under the
   same names (a shared file system) and have the same MedSynth installed; see README "Large batches".
@@ -89,7 +90,7 @@ class Workers:
 def _runtime_state() -> Dict[str, Any]:
     from . import runtime
 
-    return {"device": runtime.get_device(), "model_dirs": [str(p) for p in runtime._user_dirs]}
+    return {"device": runtime.get_device(), "model_dirs": [str(p) for p in runtime.model_dirs()[1:]]}
 
 
 def _apply_runtime_state(state: Dict[str, Any]) -> None:
@@ -97,7 +98,7 @@ def _apply_runtime_state(state: Dict[str, Any]) -> None:
 
     if runtime.get_device() != state["device"]:
         runtime.set_device(state["device"])
-    if [str(p) for p in runtime._user_dirs] != state["model_dirs"]:
+    if [str(p) for p in runtime.model_dirs()[1:]] != state["model_dirs"]:
         runtime.set_user_model_dirs(state["model_dirs"])
 
 
@@ -408,6 +409,43 @@ def _remove_empty_dirs(folder: Path, keep_root: bool) -> None:
             p.rmdir()  # only empty folders go
 
 
+def fill_folder(
+    out: os.PathLike,
+    fn: Callable[[Any], Any],
+    tasks: Sequence[Any],
+    collect: Callable[[int, Any], Iterable[os.PathLike]],
+    kept: Callable[[], int],
+    what: str,
+    workers: Workers = Workers(),
+    progress: Optional[ProgressCallback] = None,
+    cancel: Optional[CancelToken] = None,
+    sizes: Optional[Sequence[int]] = None,
+    write_index: Optional[Callable[[], Optional[os.PathLike]]] = None,
+) -> None:
+    """A batch into the folder ``out`` (:class:`ItemFolder`): :func:`run_tasks` of ``fn`` over ``tasks``;
+    ``collect(task index, result)`` returns the files of the finished items of a task (they are kept);
+    ``write_index()``, called at the end also after a stop (a Ctrl-C in it waits for it), writes the batch's index
+    and returns its path (or None). A cancel or Ctrl-C raises :class:`Stopped` saying that ``kept()`` whole
+    ``what`` are kept."""
+    from .errors import Cancelled
+
+    stop: Optional[BaseException] = None
+    with ItemFolder(out) as folder:
+        try:
+            run_tasks(fn, tasks, workers, progress, cancel, sizes=sizes, what=what,
+                      on_result=lambda i, result: folder.keep(collect(i, result)))
+        except (KeyboardInterrupt, Cancelled) as exc:
+            stop = exc
+        finally:
+            if write_index is not None:
+                with deferred_interrupt():
+                    index = write_index()
+                    if index is not None:
+                        folder.keep([index])
+    if stop is not None:
+        raise stopped(stop, kept(), what, out) from None
+
+
 @contextlib.contextmanager
 def item_files(out: os.PathLike) -> Iterator[None]:
     """The files one item writes under ``out`` appear together at the end of the block, or none of them."""
@@ -432,6 +470,7 @@ __all__ = [
     "chunk_size",
     "chunks",
     "deferred_interrupt",
+    "fill_folder",
     "item_files",
     "run_tasks",
     "stop_requested",

@@ -282,8 +282,8 @@ def write_cells(
     PNGs appear together. A run that fails is reported (:class:`InputError` after the others are finished and
     listed in cells.csv); a cancel or Ctrl-C keeps the whole runs made before, listed in cells.csv
     (:class:`medsynth.errors.Stopped`)."""
-    from ..errors import Cancelled
-    from ..parallel import ItemFolder, Workers, batch_failed, chunk_size, deferred_interrupt, run_tasks, stopped
+    from ..io import atomic_output
+    from ..parallel import Workers, batch_failed, chunk_size, fill_folder
 
     naming = check_naming(naming)
     count = check_count(count)
@@ -294,43 +294,36 @@ def write_cells(
     rows = _existing_rows(csv_path)  # before minutes of work: an unreadable CSV is refused first
     get_generator(model_id)  # a missing or broken model is reported before any work
     job = CellsJob(str(out), naming, model_id)
-    size = min(64, chunk_size(count * len(classes), workers, cap=64))
+    size = chunk_size(count * len(classes), workers, cap=64)
     parts = [(c, seed + i, min(size, count - i)) for c in classes for i in range(0, count, size)]
     written: List[Path] = []
     failed: List[Tuple[int, str, str]] = []
-    stop: Optional[BaseException] = None
-    with ItemFolder(out) as folder:
 
-        def collect(i: int, result: Tuple[List[Dict[str, str]], str]) -> None:
-            got, why = result
-            if why:
-                c, s0, n = parts[i]
-                failed.append((i, f"{c} seeds {s0}-{s0 + n - 1}", why))
-            for r in got:
-                rows[r["file"]] = r
-                written.append(out / r["file"])
-            folder.keep(out / r["file"] for r in got)
+    def collect(i: int, result: Tuple[List[Dict[str, str]], str]) -> List[Path]:
+        got, why = result
+        if why:
+            c, s0, n = parts[i]
+            failed.append((i, f"{c} seeds {s0}-{s0 + n - 1}", why))
+        for r in got:
+            rows[r["file"]] = r
+        paths = [out / r["file"] for r in got]
+        written.extend(paths)
+        return paths
 
-        try:
-            run_tasks(partial(write_cell_run, job), parts, workers, progress, cancel, sizes=[p[2] for p in parts],
-                      what="cells", on_result=collect)
-        except (KeyboardInterrupt, Cancelled) as exc:
-            stop = exc
-        finally:
-            with deferred_interrupt():  # the index is written whole even on a second Ctrl-C
-                if written:
-                    buf = io.StringIO()
-                    w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
-                    w.writeheader()
-                    for key in sorted(rows):
-                        w.writerow(rows[key])
-                    from ..io import atomic_output
+    def write_index() -> Optional[Path]:
+        if not written:
+            return None
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for key in sorted(rows):
+            w.writerow(rows[key])
+        with atomic_output(csv_path) as tmp:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+        return csv_path
 
-                    with atomic_output(csv_path) as tmp:
-                        tmp.write_text(buf.getvalue(), encoding="utf-8")
-                    folder.keep([csv_path])
-    if stop is not None:
-        raise stopped(stop, len(written), "cells", out) from None
+    fill_folder(out, partial(write_cell_run, job), parts, collect, lambda: len(written), "cells", workers, progress,
+                cancel, sizes=[p[2] for p in parts], write_index=write_index)
     batch_failed(failed, len(parts), "runs of cells", f"listed in {csv_path}")
     return sorted(written), csv_path
 

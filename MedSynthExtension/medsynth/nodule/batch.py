@@ -21,9 +21,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, one_line
+from ..errors import InputError, one_line
 from ..io import READ_SUFFIXES, atomic_output, stem_of, suffix_of
-from ..parallel import ItemFolder, Workers, chunk_size, chunks, deferred_interrupt, item_files, run_tasks, stopped
+from ..parallel import Workers, chunk_size, chunks, fill_folder, item_files
 from ..progress import CancelToken
 from .detect import SearchSpace, _random_spec, mask_box
 from .images import Host, read_host, write_mask, write_result
@@ -72,10 +72,10 @@ class _PreparedHost:
         else:
             self.context = CXRContext(host.volume, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm)
             self.places = CXRPlaces(host.volume, self.context.spacing_ji[1], host.photometric)
+        self.suffix = _out_suffix(host)  # of its images and masks
 
     def points(self, diameter_mm: float, seed: int) -> np.ndarray:
         return self.places.points(diameter_mm, max_points=50, seed=seed)
-
 
     @property
     def nbytes(self) -> int:
@@ -133,7 +133,7 @@ def make_image(job: BatchJob, n: int, model=None) -> Dict[str, Any]:
     mask = np.zeros(arr.shape, np.uint8)
     mask[res.roi] = res.mask
     vol = host.volume.with_array(arr, name=f"{n:05d}_{stem_of(path)}")
-    suf = _out_suffix(host)
+    suf = prep.suffix
     with item_files(out):
         img_path, note = write_result(host, vol, out / "images" / f"{vol.name}{suf}", compress=job.compress)
         mask_path = write_mask(host.volume.with_array(mask), out / "masks" / f"{vol.name}_mask{suf}",
@@ -202,7 +202,8 @@ def run_batch(
     """Write ``count`` images (hosts taken in turn from ``images``), masks and ``annotations.json`` to ``out``.
 
     ``workers``: where the images are made (:class:`medsynth.parallel.Workers`; the files are the same whatever it
-    is). ``compress``: gzip NRRD outputs (smaller, several times slower to write). Returns ``coco`` (the JSON path),
+    is). ``compress``: gzip NRRD outputs and PNG at zlib's default level (smaller, slower to write; default: plain
+    NRRD, PNG at level 1). Returns ``coco`` (the JSON path),
     ``images`` (how many were written) and ``failed`` ([(index, host, why)]). Images that failed are missing from
     the folder and from the JSON (its ``info.failed`` lists them); a cancel or Ctrl-C leaves only whole images and
     their JSON."""
@@ -236,36 +237,32 @@ def run_batch(
     found: Dict[int, Dict[str, Any]] = {}
     failed: List[Tuple[int, str, str]] = []
     coco_path = out / "annotations.json"
-    with ItemFolder(out) as folder:
 
-        def collect(_i: int, results) -> None:
-            for n, res, why in results:
-                if res is None:
-                    failed.append((n, files[n % len(files)].name, why))
-                else:
-                    found[n] = res
-                    folder.keep(res["files"])
+    def collect(_i: int, results) -> List[str]:
+        files_done: List[str] = []
+        for n, res, why in results:
+            if res is None:
+                failed.append((n, files[n % len(files)].name, why))
+            else:
+                found[n] = res
+                files_done += res["files"]
+        return files_done
 
-        stop: Optional[BaseException] = None
-        try:
-            run_tasks(partial(make_images, job, model=model), tasks, workers, progress, cancel,
-                      sizes=[len(t) for t in tasks], what="images", on_result=collect)
-        except (KeyboardInterrupt, Cancelled) as exc:
-            stop = exc
-        finally:
-            with deferred_interrupt():  # the index is written whole even on a second Ctrl-C
-                if found:  # also after a cancel: the index of the whole images that are there
-                    for n in sorted(found):
-                        coco["images"].append(found[n]["image"])
-                        coco["annotations"].append(found[n]["annotation"])
-                    failed.sort()
-                    coco["info"]["failed"] = [{"index": n, "host": h, "error": why} for n, h, why in failed]
-                    missing = count - len(found) - len(failed)
-                    if missing:
-                        coco["info"]["incomplete"] = f"{missing} image(s) not made (interrupted)"
-                    with atomic_output(coco_path) as tmp:
-                        tmp.write_text(json.dumps(coco, indent=1) + "\n", encoding="utf-8")
-                    folder.keep([coco_path])
-    if stop is not None:
-        raise stopped(stop, len(found), "images", out) from None
+    def write_index() -> Optional[Path]:  # also after a cancel: the index of the whole images that are there
+        if not found:
+            return None
+        for n in sorted(found):
+            coco["images"].append(found[n]["image"])
+            coco["annotations"].append(found[n]["annotation"])
+        failed.sort()
+        coco["info"]["failed"] = [{"index": n, "host": h, "error": why} for n, h, why in failed]
+        missing = count - len(found) - len(failed)
+        if missing:
+            coco["info"]["incomplete"] = f"{missing} image(s) not made (interrupted)"
+        with atomic_output(coco_path) as tmp:
+            tmp.write_text(json.dumps(coco, indent=1) + "\n", encoding="utf-8")
+        return coco_path
+
+    fill_folder(out, partial(make_images, job, model=model), tasks, collect, lambda: len(found), "images", workers,
+                progress, cancel, sizes=[len(t) for t in tasks], write_index=write_index)
     return {"coco": coco_path if found else None, "images": len(found), "failed": failed, "out": out}

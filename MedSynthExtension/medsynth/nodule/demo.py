@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Tuple
+from typing import List
 
 import numpy as np
 
@@ -38,40 +38,15 @@ def _hosts():
     return ct, cxr
 
 
-def _ct_tile(volume, ras, fov: float = 60.0) -> np.ndarray:
-    from ..overview import plane, to_uint8
-
-    return to_uint8(plane(volume, "axial", center_ras=ras, fov_mm=fov, pixels=160), window=(-1200, 200))
-
-
-def _cxr_tile(host, array2d: np.ndarray, center_ji, spacing: float, fov: float = 70.0, window=None) -> np.ndarray:
-    from scipy import ndimage
-
-    from ..overview import to_uint8
-    from .images import display_monochrome2
-
-    half = int(round(fov / 2 / spacing))
-    j, i = int(round(center_ji[0])), int(round(center_ji[1]))
-    crop = array2d[max(0, j - half) : j + half, max(0, i - half) : i + half]
-    crop = display_monochrome2(host, crop).astype(np.float32)
-    crop = ndimage.zoom(crop, 160.0 / max(crop.shape), order=1)
-    return to_uint8(crop, window)
-
-
-def _montage(tiles: List[np.ndarray]) -> np.ndarray:
-    h = max(t.shape[0] for t in tiles)
-    padded = [np.pad(t, ((0, h - t.shape[0]), (0, 4))) for t in tiles]
-    return np.concatenate(padded, axis=1)
-
-
 def nodule_part(out_dir: Path, reporter) -> List[Path]:
     from ..io import write_volume
     from ..overview import overview, write_png
     from .candidates import ct_candidates, cxr_candidates
     from .detect import LoGBlobDetector, mine_hard_examples
-    from .images import display_monochrome2, write_mask, write_result
+    from .images import write_mask, write_result
     from .insertion import CXRContext, insert_ct, insert_cxr
     from .params import NoduleSpec
+    from .sheet import ct_tile, cxr_tile, cxr_window, montage
 
     out_dir = Path(out_dir)
     written: List[Path] = []
@@ -88,15 +63,15 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
                              out_dir / "ct_nodule_overview.png"))
     facts = {"ct": {"host": ct.source, "info": info}}
     reporter.step(0.25, "nodule: five sizes")
-    tiles = [_ct_tile(insert_ct(ct.volume, ras, spec.with_(diameter_mm=d, texture="solid"))[0], ras)
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(diameter_mm=d, texture="solid"))[0], ras)
              for d in (5.0, 10.0, 15.0, 20.0, 25.0)]
-    written.append(write_png(_montage(tiles), out_dir / "ct_five_sizes.png"))
+    written.append(write_png(montage(tiles), out_dir / "ct_five_sizes.png"))
     reporter.step(0.4, "nodule: three textures")
-    tiles = [_ct_tile(insert_ct(ct.volume, ras, spec.with_(texture=t))[0], ras) for t in ("solid", "part-solid", "ggo")]
-    written.append(write_png(_montage(tiles), out_dir / "ct_three_textures.png"))
-    tiles = [_ct_tile(insert_ct(ct.volume, ras, spec.with_(texture="solid", **{a: v}))[0], ras)
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture=t))[0], ras) for t in ("solid", "part-solid", "ggo")]
+    written.append(write_png(montage(tiles), out_dir / "ct_three_textures.png"))
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture="solid", **{a: v}))[0], ras)
              for a in ("sphericity", "lobulation", "spiculation") for v in (-2.5, 2.5)]
-    written.append(write_png(_montage(tiles), out_dir / "ct_sliders_minus_plus.png"))
+    written.append(write_png(montage(tiles), out_dir / "ct_sliders_minus_plus.png"))
     # shape gallery at fine spacing: rows sphericity, lobulation, spiculation; columns -3 .. +3
     from ..overview import to_uint8
     from .insertion import make_nodule
@@ -124,15 +99,12 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
     written.append(p)
     written.append(write_mask(cmask.with_array(cmask.array * 255), out_dir / "cxr_nodule_mask.png"))
     cij = (cinfo["ijk"][1], cinfo["ijk"][0])
-    half = int(round(35.0 / ps))
-    j0, i0 = int(round(cij[0])), int(round(cij[1]))
-    ref = display_monochrome2(cxr, cxr.volume.array[0, max(0, j0 - half) : j0 + half, max(0, i0 - half) : i0 + half])
-    window = tuple(np.percentile(ref.astype(np.float32), [1.0, 99.5]))  # one window for all tiles
-    tiles = [_cxr_tile(cxr, insert_cxr(cxr.volume, cras, cspec.with_(diameter_mm=d), cxr.photometric,
+    window = cxr_window(cxr, cxr.volume.array[0], cij, ps)  # one window for all tiles
+    tiles = [cxr_tile(cxr, insert_cxr(cxr.volume, cras, cspec.with_(diameter_mm=d), cxr.photometric,
                                        cxr.pixel_spacing_mm)[0].array[0], cij, ps, window=window)
              for d in (5.0, 10.0, 15.0, 20.0, 25.0)]
-    tiles.insert(0, _cxr_tile(cxr, cxr.volume.array[0], cij, ps, window=window))
-    written.append(write_png(_montage(tiles), out_dir / "cxr_none_and_five_sizes.png"))
+    tiles.insert(0, cxr_tile(cxr, cxr.volume.array[0], cij, ps, window=window))
+    written.append(write_png(montage(tiles), out_dir / "cxr_none_and_five_sizes.png"))
     facts["cxr"] = {"host": cxr.source, "info": cinfo, "note": note}
     # ---- hard-example mining on the radiograph with the classical detector
     reporter.step(0.7, "nodule: hard-example mining (LoG detector)")

@@ -63,39 +63,64 @@ def lung_point(host, diameter_mm: float, pixel_spacing_mm: Optional[Sequence[flo
     return pts[int(np.argmin(np.linalg.norm(pts - target, axis=1)))]
 
 
+LUNG_WINDOW = (-1200.0, 200.0)
+"""Default display window of CT tiles (HU)."""
+
+
+def ct_tile(volume, ras, fov: float = 60.0, window: Sequence[float] = LUNG_WINDOW) -> np.ndarray:
+    """uint8 tile (160 px): the axial slice through ``ras``, ``fov`` mm wide, in ``window`` (HU)."""
+    from ..overview import plane, to_uint8
+
+    return to_uint8(plane(volume, "axial", center_ras=ras, fov_mm=fov, pixels=160), window=tuple(window))
+
+
+def _cxr_crop(array2d: np.ndarray, center_ji, spacing: float, fov: float) -> np.ndarray:
+    half = int(round(fov / 2 / spacing))
+    j, i = int(round(center_ji[0])), int(round(center_ji[1]))
+    return array2d[max(0, j - half) : j + half, max(0, i - half) : i + half]
+
+
+def cxr_tile(host, array2d: np.ndarray, center_ji, spacing: float, fov: float = 70.0, window=None) -> np.ndarray:
+    """uint8 tile (160 px) of a radiograph around ``center_ji`` (row, column), ``fov`` mm wide, shown as
+    MONOCHROME2 in ``window`` (stored values; None: the tile's own range)."""
+    from scipy import ndimage
+
+    from ..overview import to_uint8
+    from .images import display_monochrome2
+
+    crop = display_monochrome2(host, _cxr_crop(array2d, center_ji, spacing, fov)).astype(np.float32)
+    crop = ndimage.zoom(crop, 160.0 / max(crop.shape), order=1)
+    return to_uint8(crop, window)
+
+
+def cxr_window(host, array2d: np.ndarray, center_ji, spacing: float, fov: float = 70.0) -> Tuple[float, float]:
+    """One display window for a row of radiograph tiles: the 1st-99.5th percentiles of the unmodified image in the
+    tile's field (so the tiles differ only by the nodule)."""
+    from .images import display_monochrome2
+
+    crop = display_monochrome2(host, _cxr_crop(array2d, center_ji, spacing, fov)).astype(np.float32)
+    lo, hi = np.percentile(crop, [1.0, 99.5])
+    return float(lo), float(max(hi, lo + 1e-3))
+
+
+def montage(tiles: List[np.ndarray]) -> np.ndarray:
+    """Tiles side by side, 4 px apart."""
+    h = max(t.shape[0] for t in tiles)
+    padded = [np.pad(t, ((0, h - t.shape[0]), (0, 4))) for t in tiles]
+    return np.concatenate(padded, axis=1)
+
+
 def _tile(host, spec: NoduleSpec, ras, fov_mm: float, window: Optional[Sequence[float]], model,
           pixel_spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
-    from .demo import _ct_tile, _cxr_tile
     from .insertion import insert_ct, insert_cxr
 
     if host.kind == "ct":
         new = insert_ct(host.volume, ras, spec, model=model)[0]
-        return _ct_tile(new, ras, fov=fov_mm) if window is None else _ct_window_tile(new, ras, fov_mm, window)
+        return ct_tile(new, ras, fov_mm, LUNG_WINDOW if window is None else window)
     new, _mask, info = insert_cxr(host.volume, ras, spec, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm,
                                   model=model)
     spacing = float(info["pixel_spacing_mm"][1])  # (row, column) mm
-    return _cxr_tile(host, new.array[0], (info["ijk"][1], info["ijk"][0]), spacing, fov=fov_mm, window=window)
-
-
-def _cxr_window(host, ras, fov_mm: float, spacing: Optional[Sequence[float]]) -> Tuple[float, float]:
-    """One display window for every radiograph tile: the 1st-99.5th percentiles of the unmodified image around the
-    centre (so the tiles differ only by the nodule)."""
-    from .images import display_monochrome2
-    from .insertion import CXRContext
-
-    ps = CXRContext(host.volume, host.photometric, spacing or host.pixel_spacing_mm).spacing_ji
-    i, j = (np.linalg.inv(host.volume.ijk_to_ras) @ np.append(np.asarray(ras, float), 1.0))[:2]
-    hj, hi = int(round(fov_mm / 2 / ps[0])), int(round(fov_mm / 2 / ps[1]))
-    j, i = int(round(j)), int(round(i))
-    crop = host.volume.array[0, max(0, j - hj) : j + hj, max(0, i - hi) : i + hi]
-    lo, hi_ = np.percentile(display_monochrome2(host, crop).astype(np.float32), [1.0, 99.5])
-    return float(lo), float(max(hi_, lo + 1e-3))
-
-
-def _ct_window_tile(volume, ras, fov_mm: float, window: Sequence[float]) -> np.ndarray:
-    from ..overview import plane, to_uint8
-
-    return to_uint8(plane(volume, "axial", center_ras=ras, fov_mm=fov_mm, pixels=160), window=tuple(window))
+    return cxr_tile(host, new.array[0], (info["ijk"][1], info["ijk"][0]), spacing, fov=fov_mm, window=window)
 
 
 def _fmt(name: str, value: Any) -> str:
@@ -146,7 +171,11 @@ def nodule_sheet(
     centre = np.asarray(ras, float) if ras is not None else lung_point(host, largest, spacing)
     fov = float(fov_mm) if fov_mm else max(40.0, 2.5 * largest)
     if host.kind == "cxr" and window is None:
-        window = _cxr_window(host, centre, fov, spacing)
+        from .insertion import CXRContext
+
+        ps = CXRContext(host.volume, host.photometric, spacing or host.pixel_spacing_mm).spacing_ji[1]
+        i, j = (np.linalg.inv(host.volume.ijk_to_ras) @ np.append(centre, 1.0))[:2]
+        window = cxr_window(host, host.volume.array[0], (j, i), ps, fov)
     model = default_shape_model()
     rep = Reporter(progress)
     n_tiles = len(cols[1]) * len(rows[1])
@@ -184,4 +213,5 @@ def nodule_sheet(
             "model": f"{entry.id} {entry.version}", "kind": host.kind}
 
 
-__all__ = ["MAX_TILES", "SHEET_SUFFIXES", "lung_point", "nodule_sheet", "parse_set", "parse_vary"]
+__all__ = ["MAX_TILES", "SHEET_SUFFIXES", "ct_tile", "cxr_tile", "cxr_window", "lung_point", "montage", "nodule_sheet",
+           "parse_set", "parse_vary"]

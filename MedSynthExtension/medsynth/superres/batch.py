@@ -13,9 +13,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..errors import Cancelled, InputError, one_line
+from ..errors import InputError, one_line
 from ..io import VOLUME_SUFFIXES, suffix_of
-from ..parallel import ItemFolder, Workers, batch_failed, item_files, run_tasks, stopped
+from ..parallel import Workers, batch_failed, fill_folder, item_files
 from ..progress import CancelToken, ProgressCallback
 
 
@@ -77,24 +77,17 @@ def superres_folder(
     job = FolderJob(str(out), float(spacing), axis, method, int(adapt_steps), float(gate))
     done: List[Dict[str, Any]] = []
     failed: List[Tuple[int, str, str]] = []
-    stop: Optional[BaseException] = None
-    with ItemFolder(out) as kept:
 
-        def collect(i: int, result) -> None:
-            facts, why = result
-            if facts is None:
-                failed.append((i, files[i].name, why))
-            else:
-                done.append(facts)
-                kept.keep([facts["output"]])
+    def collect(i: int, result) -> List[str]:
+        facts, why = result
+        if facts is None:
+            failed.append((i, files[i].name, why))
+            return []
+        done.append(facts)
+        return [facts["output"]]
 
-        try:
-            run_tasks(partial(one_volume, job), [str(f) for f in files], workers, progress, cancel,
-                      what="volumes", on_result=collect)
-        except (KeyboardInterrupt, Cancelled) as exc:
-            stop = exc
-    if stop is not None:
-        raise stopped(stop, len(done), "volumes", out) from None
+    fill_folder(out, partial(one_volume, job), [str(f) for f in files], collect, lambda: len(done), "volumes",
+                workers, progress, cancel)
     batch_failed(failed, len(files), "volumes", f"in {out}")
     return sorted(done, key=lambda d: d["input"])
 
