@@ -1,5 +1,5 @@
-"""CrossModality: cross-modality synthesis: FDG -> 11C-CFT brain PET with striatal binding ratios; MR -> CT with a
-511 keV attenuation map.
+"""CrossModality: cross-modality synthesis: FDG -> 11C-CFT brain PET with striatal binding ratios and a PD
+classification from the FDG with its synthetic CFT; MR -> CT with a 511 keV attenuation map.
 
 Thin module file: the panel and the Slicer self-test. The logic is in ``CrossModalityLib`` (takes the scene;
 usable from the Python console and under the slicer-core wheel), the algorithm in ``medsynth.pet``.
@@ -39,9 +39,13 @@ class CrossModality(ScriptedLoadableModule):
             "registered affinely to the FDG template first; a registration that does not converge, or an MR/CT "
             "given as PET, is refused with the reason. <i>Striatal binding</i> measures the striatal binding "
             "ratios (caudate, anterior and posterior putamen, left and right, and the asymmetry index) of the "
-            "synthetic CFT into a table and adds the regions as a segmentation on the FDG's grid.<br><br>"
-            "The generator was trained on <b>simulated</b> PET only (MedSynth's simulator); the output is not a "
-            "measurement and not for clinical use.<br><br>"
+            "synthetic CFT into a table and adds the regions as a segmentation on the FDG's grid. "
+            "<i>Classify PD (FDG + synthetic CFT)</i> gives the probability of Parkinson's disease from the FDG "
+            "together with its synthetic CFT (a 3D CNN, the paper's second stage; the threshold was set on "
+            "validation subjects), with the posterior-putamen SBR of the synthetic CFT beside it, and adds the "
+            "synthetic CFT as a new volume node.<br><br>"
+            "The generator and the classifier were trained on <b>simulated</b> PET only (MedSynth's simulator); "
+            "the output is not a measurement, not a diagnosis and not for clinical use.<br><br>"
             "MR -> CT: <i>Synthesize CT</i> makes a CT in HU from a head MR (structure-guided generator trained on "
             "synthetic MR/CT pairs made by the project; see its model card for its measured error); "
             "<i>mu-map (511 keV)</i> turns any CT or synthetic CT into linear attenuation coefficients at 511 keV "
@@ -60,6 +64,7 @@ class CrossModalityWidget(MedSynthModuleWidget):
 
     def setupModule(self):
         self.ui.bindingButton.connect("clicked(bool)", self.onStriatalBinding)
+        self.ui.classifyButton.connect("clicked(bool)", self.onClassifyPD)
         self.ui.synthesizeCTButton.connect("clicked(bool)", self.onSynthesizeCT)
         self.ui.muMapButton.connect("clicked(bool)", self.onMuMap)
 
@@ -70,6 +75,7 @@ class CrossModalityWidget(MedSynthModuleWidget):
         p = self._parameterNode
         idle = self._task is None
         self.ui.bindingButton.enabled = idle and p is not None and p.fdgVolume is not None
+        self.ui.classifyButton.enabled = idle and p is not None and p.fdgVolume is not None
         self.ui.synthesizeCTButton.enabled = idle and p is not None and p.mrVolume is not None
         self.ui.muMapButton.enabled = idle and p is not None and p.ctVolume is not None
         if idle and p is not None and p.fdgVolume is None and p.mrVolume is None:
@@ -85,6 +91,7 @@ class CrossModalityWidget(MedSynthModuleWidget):
         values = self.values()
         volume = self.logic.inputVolume(inputNode)
         self.ui.bindingButton.enabled = False
+        self.ui.classifyButton.enabled = False
 
         def compute(progress, cancel):
             return self.logic.compute_synthesis(volume, values, progress, cancel)
@@ -123,6 +130,30 @@ class CrossModalityWidget(MedSynthModuleWidget):
             volume = self.logic.inputVolume(inputNode)
             self.runTask(lambda progress, cancel: self.logic.compute_binding(volume, values, progress, cancel), onDone)
 
+    # ------------------------------------------------------------------ Classify PD (third long action)
+    def onClassifyPD(self):
+        inputNode = self._parameterNode.fdgVolume
+        values = self.values()
+
+        def onDone(result):
+            classification = self.logic.finish_classification(inputNode, result)
+            cftNode = classification.cftNode
+            slicer.util.setSliceViewerLayers(background=inputNode, foreground=cftNode, foregroundOpacity=0.5,
+                                             fit=True)
+            self.ui.classifyResultLabel.text = classification.line
+            self.ui.statusLabel.text = (
+                f"Classified in {result.seconds:.1f} s (input {result.space}); synthetic CFT '{cftNode.GetName()}' "
+                "over the FDG."
+            )
+
+        with slicer.util.tryWithErrorDisplay("PD classification failed to start.", waitCursor=True):
+            volume = self.logic.inputVolume(inputNode)
+            self.logic.classifierEntry()  # a missing classifier model is said now, not after the synthesis
+            self.ui.classifyResultLabel.text = ""
+            self.runTask(
+                lambda progress, cancel: self.logic.compute_classification(volume, values, progress, cancel), onDone
+            )
+
     # ------------------------------------------------------------------ MR -> CT and the 511 keV mu-map
     def onSynthesizeCT(self):
         inputNode = self._parameterNode.mrVolume
@@ -147,7 +178,8 @@ class CrossModalityWidget(MedSynthModuleWidget):
 
 
 class CrossModalityTest(ScriptedLoadableModuleTest):
-    """Runs in Slicer (Reload and Test): a simulated FDG -> synthetic CFT node, SBR table and regions, bad input."""
+    """Runs in Slicer (Reload and Test): a simulated FDG -> synthetic CFT node, SBR table and regions, PD
+    classification (when the classifier is installed), bad input."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -155,6 +187,7 @@ class CrossModalityTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_synthesis_and_binding()
+        self.test_classify_pd()
         self.test_bad_input_adds_nothing()
 
     def _fdgNode(self, group):
@@ -183,6 +216,27 @@ class CrossModalityTest(ScriptedLoadableModuleTest):
             np.testing.assert_array_equal(slicer.util.arrayFromVolume(fdg), before)
         self.assertLess(pp["PD"], pp["NC"])
         self.delayDisplay("CrossModality: synthetic CFT and striatal binding passed")
+
+    def test_classify_pd(self):
+        from medsynth.pet.classify import MODEL_ID
+        from medsynth.pet.simulate import example_subject
+        from medsynth.runtime import list_models
+        from medsynth_mrml import node_from_volume
+
+        if MODEL_ID not in list_models():
+            self.delayDisplay(f"CrossModality: PD classification skipped ({MODEL_ID} is not installed)")
+            return
+        logic = CrossModalityLogic(slicer.mrmlScene)
+        probability = {}
+        for group in ("NC", "PD"):
+            fdg = node_from_volume(slicer.mrmlScene, example_subject(group).fdg, name=f"FDG_example_{group}")
+            result = logic.classifyPD(fdg)
+            self.assertIn("PD probability", result.line)
+            self.assertEqual(slicer.util.arrayFromVolume(result.cftNode).shape,
+                             slicer.util.arrayFromVolume(fdg).shape)
+            probability[group] = result.probability
+        self.assertGreater(probability["PD"], probability["NC"])
+        self.delayDisplay("CrossModality: PD classification passed")
 
     def test_bad_input_adds_nothing(self):
         import numpy as np

@@ -193,12 +193,15 @@ FILE_OUTPUTS = [
     ("sbr-labels", "sbr {i}/cft.nii.gz --labels OUTPUT", ".nii.gz", "cft.nii.gz"),
     ("fdg2cft", "fdg2cft {i}/fdg.nii.gz OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("fdg2cft-report", "fdg2cft {i}/fdg.nii.gz {o}/cft.nii.gz --report OUTPUT", ".json", "fdg.nii.gz"),
+    ("pd-classify-report", "pd-classify {i}/fdg.nii.gz --report OUTPUT", ".json", "fdg.nii.gz"),
+    ("pd-classify-cft", "pd-classify {i}/fdg.nii.gz --cft-out OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad", "metaad {i}/fdg.nii.gz OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad-abs", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --abs-map OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad-report", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --report OUTPUT", ".json", "fdg.nii.gz"),
     ("eval-superres", "evaluate superres --reference {i}/ct.nrrd --methods linear --json OUTPUT", ".json", "ct.nrrd"),
     ("eval-metaad", "evaluate metaad --cohort {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
     ("eval-fdg2cft", "evaluate fdg2cft --cohort {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
+    ("eval-pd-classify", "evaluate pd-classify --cohort {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
     ("eval-cells", "evaluate cells --real-train {i}/cells_real --real-test {i}/cells_real --json OUTPUT", ".json",
      None),
     ("eval-cells-aug", "evaluate cells-augmentation --real-train {i}/cells_real --real-test {i}/cells_real "
@@ -426,6 +429,16 @@ case("eval-metaad:cohort-missing", "evaluate metaad --cohort {i}/nothere --repor
      r"(not found|cohort\.csv)")
 case("eval-fdg2cft:cohort-missing", "evaluate fdg2cft --cohort {i}/nothere --report {o}/r.json",
      r"(not found|cohort\.csv)")
+case("eval-pd-classify:cohort-missing", "evaluate pd-classify --cohort {i}/nothere --report {o}/r.json",
+     r"(not found|cohort\.csv)")
+case("eval-pd-classify:cohort-and-seed", "evaluate pd-classify --cohort {i}/cohort --seed 3 --report {o}/r.json",
+     r"--seed and --keep-cohort are for a simulated one")
+case("eval-metaad:one-subject", "evaluate metaad --subjects 1 --report {o}/r.json", r"--subjects must be 2")
+case("eval-fdg2cft:seed-negative", "evaluate fdg2cft --subjects 4 --seed -3 --report {o}/r.json", r"--seed must be")
+case("eval-fdg2cft:keep-existing", "evaluate fdg2cft --subjects 4 --keep-cohort {i} --report {o}/r.json",
+     r"exists; give a new folder")
+case("pd-classify:ct", "pd-classify {i}/ct.nrrd --report {o}/r.json", r"(CT|Hounsfield|PET)")
+case("pd-classify:missing", "pd-classify {i}/nothere.nii.gz", r"(not found|does not exist|no such)")
 case("cli:unknown-command", "paint {i}/ct.nrrd", r"invalid choice")
 case("cli:device-unknown", "--device tpu info", r"invalid choice")
 

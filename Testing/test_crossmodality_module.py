@@ -153,3 +153,85 @@ def test_compute_steps_accept_the_whole_panel_parameter_set(scene, fdg_volumes):
     fdg = _node(scene, fdg_volumes["NC"], "FDG")
     result = logic.compute_synthesis(logic.inputVolume(fdg), values)
     assert result.volume.array.shape == fdg_volumes["NC"].array.shape
+
+
+# --------------------------------------------------------------------------- Classify PD (FDG + synthetic CFT)
+def _classifiers_missing():
+    from medsynth.pet.classify import FDG_ONLY_MODEL_ID, MODEL_ID
+    from medsynth.runtime import list_models
+
+    return sorted({MODEL_ID, FDG_ONLY_MODEL_ID} - set(list_models()))
+
+
+needs_classifier = pytest.mark.skipif(
+    bool(_classifiers_missing()), reason="the pd-classifier models are not in Resources/Models"
+)
+
+
+@pytest.fixture(scope="module")
+def example_fdgs():
+    """The seeded example subjects of the PET self-tests: a healthy control and an advanced PD (MNI 2 mm)."""
+    from medsynth.pet.simulate import example_subject
+
+    return {group: example_subject(group).fdg for group in ("NC", "PD")}
+
+
+@needs_classifier
+def test_classify_pd_line_report_and_cft_node_pd_above_nc(scene, example_fdgs):
+    logic = CrossModalityLogic(scene)
+    probability = {}
+    for group in ("NC", "PD"):
+        fdg = _node(scene, example_fdgs[group], f"FDG_{group}")
+        before = slicer.util.arrayFromVolume(fdg).copy()
+        messages = []
+        res = logic.classifyPD(fdg, progress=lambda f, m: messages.append((f, m)))
+        assert "PD probability" in res.line and res.line.endswith("not a diagnosis.")
+        assert res.report["label"] == res.label in ("PD", "NC")
+        assert res.report["pd_probability"] == pytest.approx(res.probability, abs=1e-4)
+        assert 0.0 <= res.probability <= 1.0 and res.report["model"]["id"] == "pd-classifier"
+        cft = res.cftNode
+        assert cft is not fdg and cft.GetName() == f"FDG_{group}_synthetic_CFT"
+        out, inp = volume_from_node(cft), volume_from_node(fdg)
+        assert out.array.shape == inp.array.shape and np.allclose(out.ijk_to_ras, inp.ijk_to_ras)
+        assert cft.GetAttribute("DICOM.Modality") == "PT"
+        assert '"pd_probability"' in cft.GetAttribute("MedSynth.CrossModality.classification")
+        assert messages and messages[-1][0] == 1.0
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(fdg), before)
+        probability[group] = res.probability
+    assert probability["PD"] > probability["NC"], probability
+
+
+@needs_classifier
+def test_classify_compute_finish_split_and_cancel_add_nothing(scene, example_fdgs):
+    logic = CrossModalityLogic(scene)
+    fdg = _node(scene, example_fdgs["NC"], "FDG")
+    n = scene.GetNumberOfNodes()
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        logic.classifyPD(fdg, cancel=token)
+    assert scene.GetNumberOfNodes() == n
+    from medsynth.params import defaults
+
+    result = logic.compute_classification(logic.inputVolume(fdg), defaults(PARAMS))  # the panel's whole value set
+    assert scene.GetNumberOfNodes() == n  # the engine step adds nothing
+    res = logic.finish_classification(fdg, result, addCFT=False)
+    assert res.cftNode is None and scene.GetNumberOfNodes() == n and "PD probability" in res.line
+
+
+def test_classify_without_the_classifier_model_is_refused_before_synthesis(scene, fdg_volumes, monkeypatch):
+    from medsynth import runtime
+    from medsynth.errors import ModelError
+
+    shipped = runtime.list_models
+    monkeypatch.setattr(runtime, "list_models",
+                        lambda: {k: v for k, v in shipped().items() if not k.startswith("pd-classifier")})
+    logic = CrossModalityLogic(scene)
+    fdg = _node(scene, fdg_volumes["NC"], "FDG")
+    n = scene.GetNumberOfNodes()
+    messages = []
+    with pytest.raises(ModelError, match="pd-classifier"):
+        logic.classifyPD(fdg, progress=lambda f, m: messages.append((f, m)))
+    assert messages == [] and scene.GetNumberOfNodes() == n  # refused before the synthesis started
+    with pytest.raises(InputError):
+        logic.classifyPD(node_from_volume(scene, Volume(np.zeros((1, 64, 64), np.float32), name="flat")))

@@ -48,7 +48,9 @@ def test_pd_scores_higher_than_nc_and_maps_on_input_grid(subjects):
 def test_report_threshold_and_score_are_stated(subjects):
     rep = subjects["PD"]["res"].report()
     s = rep["subject_score"]
-    assert s["name"] in ("max", "p99", "mean_abs", "cycle_l1", "region_z_rms")
+    from medsynth.metaad.core import SCORES
+
+    assert s["name"] in SCORES
     assert "95th percentile" in s["threshold_rule"] and "normal-control" in s["threshold_rule"]
     assert s["score_choice"] and s["threshold"] > 0
     assert isinstance(s["abnormal"], bool)
@@ -202,3 +204,53 @@ def test_tiny_training_exports_a_working_model(tmp_path):
     assert "stats_file" not in entry
     (back,) = [e for e in read_manifest(out) if e.id == "metaad-cycle"]
     assert back.side_file("stats") == out / "metaad_stats.npz" and back.checksum_ok()
+
+
+def test_pseudo_anomaly_changes_regions_and_keeps_the_brain_mean():
+    from medsynth.metaad.calibrate import pseudo_anomaly
+    from medsynth.metaad.core import crop_layout
+    from medsynth.pet.simulate import example_subject
+    from medsynth.pet.synthesis import crop, normalise
+
+    x = crop(normalise(example_subject("NC").fdg.array, "FDG")[0])
+    brain = crop_layout()["brain"]
+    y = pseudo_anomaly(x, np.random.default_rng(3))
+    assert y.shape == x.shape and not np.shares_memory(x, y)
+    assert abs(float(y[brain].mean()) - float(x[brain].mean())) < 1e-3 * float(x[brain].mean())
+    rel = np.abs(y[brain] / np.maximum(x[brain], 1e-6) - 1)
+    assert rel.max() > 0.06  # some region changed by 8-15 %
+    assert np.median(rel) < 0.03  # most of the brain did not
+
+
+@needs_model
+def test_calibration_uses_normal_controls_only():
+    """The score and threshold come from NC crops and pseudo-anomalies; no PD crop or label is an argument."""
+    import inspect
+
+    from medsynth.metaad.calibrate import THRESHOLD_PERCENTILE, calibrate_scores
+    from medsynth.metaad.core import SCORES
+    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+    from medsynth.pet.synthesis import crop, normalise
+    from medsynth.runtime import load_model
+
+    assert list(inspect.signature(calibrate_scores).parameters)[:2] == ["nc", "model"]
+    crops = []
+    for i in range(4):
+        rng = subject_rng(77, i)
+        crops.append(crop(normalise(simulate_subject(draw_params(rng, "NC"), rng).fdg.array, "FDG")[0]))
+    stats, summary = calibrate_scores(crops, load_model("metaad-cycle", "cpu"), log=lambda m: None)
+    assert summary["score"] in SCORES and summary["calibration_pd"] == 0
+    assert set(summary["pseudo_anomaly_auc_by_score"]) == set(SCORES)
+    best = max(summary["pseudo_anomaly_auc_by_score"].values())
+    assert summary["pseudo_anomaly_auc_by_score"][summary["score"]] == best
+    assert summary["threshold"] == pytest.approx(np.percentile(summary["nc_scores"], THRESHOLD_PERCENTILE), abs=1e-3)
+    assert stats["region_mean"].shape == stats["region_sd"].shape and np.all(stats["region_sd"] >= 0.05)
+
+
+@needs_model
+def test_shipped_calibration_says_it_used_no_pd():
+    from medsynth.metaad.core import load_stats
+
+    meta = load_stats()["meta"]
+    assert meta["calibration_pd"] == 0 and "no PD scan or label" in meta["score_choice"]
+    assert "pd_scores" not in meta and "calibration_auc_by_score" not in meta

@@ -340,3 +340,76 @@ def test_fdg_template_resembles_spm_pet_template(atlas):
     m = atlas.brain
     r = np.corrcoef(ours[m], spm.array[m])[0, 1]
     assert r > 0.6, r
+
+
+# --------------------------------------------------------------------------- simulator version 2: FDG and DAT apart
+def test_fdg_pattern_and_dopaminergic_loss_are_drawn_apart():
+    """The stage no longer sets the FDG pattern: a documented correlation, link-breaking subjects on both sides."""
+    from medsynth.pet.simulate import LINK, link_statistics
+
+    s = link_statistics(n=600, seed=123)
+    assert abs(s["pd_normal_fdg_fraction"] - LINK["pd_normal_fdg_fraction"]) < 0.05
+    assert abs(s["nc_abnormal_fdg_fraction"] - LINK["nc_abnormal_fdg_fraction"]) < 0.04
+    assert abs(s["pd_typical_pearson_expression_vs_stage_score"] - LINK["rho_stage_expression"]) < 0.12
+    assert 0.1 < s["pd_all_spearman_expression_vs_stage"] < 0.6  # related, far from one-to-one
+    assert abs(s["fdg_side_agreement"] - LINK["fdg_side_agreement"]) < 0.06
+
+
+def test_link_breaking_subjects_look_as_described(atlas):
+    """A PD with a normal FDG pattern keeps its dopaminergic loss; an NC with a PD-like FDG pattern keeps a normal
+    DAT; the FDG pattern's lateralisation follows fdg_side."""
+    pd = [draw_params(subject_rng(321, i), "PD") for i in range(80)]
+    nc = [draw_params(subject_rng(321, 100 + i), "NC") for i in range(120)]
+    odd_pd = [p for p in pd if p.link == "pd_normal_fdg"]
+    odd_nc = [p for p in nc if p.link == "nc_abnormal_fdg"]
+    assert odd_pd and odd_nc
+    for p in odd_pd:
+        assert max(p.loss.values()) >= 0.3 and abs(p.fdg_pdrp) < 1.2
+    for p in odd_nc:
+        assert p.stage == 0 and max(p.loss.values()) == 0
+    assert np.mean([p.fdg_pdrp for p in odd_nc]) > 0.5 > np.mean([p.fdg_pdrp for p in nc if p.link == "typical"])
+    p = odd_nc[0]
+    p.fdg_lateral, p.fdg_side = 0.4, "L"
+    act = fdg_activity(atlas, p)
+    left, right = atlas.mask("pallidum_L"), atlas.mask("pallidum_R")
+    p.fdg_lateral = 0.0
+    flat = fdg_activity(atlas, p)
+    # the pattern raises the pallidum more on the left than on the right
+    assert act[left].mean() / flat[left].mean() > act[right].mean() / flat[right].mean()
+
+
+def test_cohort_csv_records_the_link_and_simulator_version(tmp_path):
+    out = tmp_path / "c"
+    simulate_cohort(out, 2, 0.5, 5)
+    rows = read_cohort(out)
+    for r in rows:
+        assert r["simulator"] == "2" and r["link"] in ("typical", "pd_normal_fdg", "nc_abnormal_fdg")
+        assert r["fdg_side"] in ("L", "R") and float(r["fdg_lateral"]) >= 0 and "striatal_asymmetry" in r
+
+
+def test_evaluation_cohort_fresh_seed_printed_and_removed(tmp_path, capsys):
+    import argparse
+
+    from medsynth.pet.cohorts import FIRST_FRESH_SEED, evaluation_cohort, fresh_seed
+
+    seeds = {fresh_seed() for _ in range(5)}
+    assert len(seeds) == 5 and min(seeds) >= FIRST_FRESH_SEED
+    args = argparse.Namespace(cohort=None, subjects=2, seed=None, keep_cohort=None)
+    with evaluation_cohort(args) as c:
+        assert c.fresh and c.simulated_here and c.seed >= FIRST_FRESH_SEED
+        rows = read_cohort(c.folder)
+        assert len(rows) == 2 and all(int(r["seed"]) == c.seed for r in rows)
+        folder = c.folder
+    assert not folder.exists()
+    assert f"seed {c.seed} (fresh; --seed {c.seed}" in capsys.readouterr().out
+    keep = tmp_path / "kept"
+    args = argparse.Namespace(cohort=None, subjects=2, seed=4, keep_cohort=str(keep))
+    with evaluation_cohort(args) as c:
+        assert c.seed == 4 and not c.fresh
+    assert len(read_cohort(keep)) == 2
+    for bad in (dict(cohort=str(keep), subjects=2, seed=4, keep_cohort=None),
+                dict(cohort=None, subjects=1, seed=None, keep_cohort=None),
+                dict(cohort=None, subjects=2, seed=None, keep_cohort=str(keep))):
+        with pytest.raises(InputError):
+            with evaluation_cohort(argparse.Namespace(**bad)):
+                pass

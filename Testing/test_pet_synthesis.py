@@ -113,10 +113,14 @@ def _native(volume: Volume, a: np.ndarray, spacing=2.5, shape=(96, 96, 72)) -> V
     return Volume(resample(volume, np.linalg.inv(a) @ m, n, "linear").array, m, "native_fdg", "PET")
 
 
-def test_native_input_is_registered_and_output_on_its_grid(cohort):
+def test_native_input_is_registered_and_output_on_its_grid():
+    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
     from medsynth.pet.synthesis import synthetic_cft_sbr
 
-    fdg = cohort["NC"][0]
+    # an NC with a PD-pattern expression near 0 (0.07): for subjects near the decision edge the generator's SBRs
+    # move with the extra resampling of a native input (docs/pet.md, Limits), which is not what this test checks
+    rng = subject_rng(7, 0)
+    fdg = simulate_subject(draw_params(rng, "NC"), rng).fdg
     a = np.eye(4)
     a[:3, :3] = rotation("z", 8) @ rotation("x", -6)
     a[:3, 3] = [6.0, -9.0, 12.0]

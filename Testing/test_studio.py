@@ -1165,6 +1165,34 @@ def test_crossmod_bad_input_params_and_cancel_add_nothing(context):
     assert cm.node("ct") is None and context.scene.GetNumberOfNodes() == count
 
 
+def test_crossmod_classify_pd_shows_the_result_line(context):
+    from medsynth.pet.classify import FDG_ONLY_MODEL_ID, MODEL_ID
+
+    if not (_model_available(MODEL_ID) and _model_available(FDG_ONLY_MODEL_ID)):
+        pytest.skip("the pd-classifier models are not in Resources/Models")
+    from medsynth.pet.simulate import example_subject
+    from medsynth_mrml import node_from_volume
+
+    volumes, cm = crossmod_studio(context)
+    cm.run_action("classify")
+    assert "no FDG PET volume" in context.state["crossmod_error"]
+    fdg = node_from_volume(context.scene, example_subject("PD").fdg, name="FDG_example_PD")
+    context.flush_scene_changes()
+    cm.select_node("fdg", fdg)
+    original = voxels(fdg)
+    seen = []
+    context.state.change("crossmod_progress")(lambda crossmod_progress, **_: seen.append(crossmod_progress))
+    run_async(lambda: cm.run_action("classify"))
+    assert cm.tasks.last_outcome == "done", context.state["crossmod_error"]
+    line = context.state["crossmod_classification"]
+    assert "PD probability" in line and line.endswith("not a diagnosis.")
+    cft = context.scene.GetNodeByID(context.state["crossmod_output_id"])
+    assert cft.GetName() == "FDG_example_PD_synthetic_CFT" and voxels(cft).shape == original.shape
+    assert volumes.node("volume") is fdg and volumes.node("overlay") is cft and seen and seen[-1] == 100
+    assert "Classified" in context.state["crossmod_status"]
+    np.testing.assert_array_equal(voxels(fdg), original)
+
+
 # =========================================================================== PDMetabolism panel
 def test_pdmeta_detect_live_threshold_and_jump_to_region(context):
     from medsynth_studio.pdmeta import PDMetabolismPanel

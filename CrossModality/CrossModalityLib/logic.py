@@ -1,5 +1,6 @@
 """CrossModality logic over MRML nodes (PET part): FDG volume node -> synthetic CFT volume node; striatal binding
-of the synthetic CFT -> table node + segmentation of the striatal and reference regions on the input's grid.
+of the synthetic CFT -> table node + segmentation of the striatal and reference regions on the input's grid;
+PD classification from the FDG and its synthetic CFT -> one result line (+ report, + the synthetic CFT node).
 
 Usable from Slicer's Python console without the panel::
 
@@ -7,6 +8,8 @@ Usable from Slicer's Python console without the panel::
     logic = CrossModalityLogic(slicer.mrmlScene)
     cftNode = logic.synthesize(fdgNode)                       # new volume node beside the input
     tableNode, segmentationNode = logic.striatalBinding(fdgNode)
+    pd = logic.classifyPD(fdgNode)                             # PD probability of [FDG, synthetic CFT]
+    print(pd.line)                                            # one sentence; pd.report: the JSON report
 
 Each long step is split in ``compute_*`` (engine only: runs in a worker thread, with progress and cancel) and
 ``finish_*`` (adds the nodes; main thread). Nothing is added to the scene when the computation fails or is cancelled.
@@ -15,6 +18,7 @@ Each long step is split in ``compute_*`` (engine only: runs in a worker thread, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from medsynth.mrct import MRCT_PARAMS
@@ -53,6 +57,24 @@ _COLOURS = {
     "cerebellum_gm": (0.7, 0.55, 0.85),
 }
 NOTE = "synthetic CFT from a generator trained on simulated PET (MedSynth docs/pet.md); not a measurement"
+
+
+@dataclass
+class PDClassification:
+    """What :meth:`CrossModalityLogic.classifyPD` returns: the engine's result as the panels show it."""
+
+    line: str  #: one sentence (PD probability, threshold, label, SBR of the synthetic CFT; "not a diagnosis")
+    report: Dict[str, Any]  #: the engine's JSON report (``ClassifyResult.report()``; as ``medsynth pd-classify``)
+    cftNode: Any  #: the synthetic CFT volume node added beside the input (None when not asked for)
+    result: Any  #: the engine's :class:`medsynth.pet.classify.ClassifyResult`
+
+    @property
+    def probability(self) -> float:
+        return self.result.probability
+
+    @property
+    def label(self) -> str:
+        return self.result.label
 
 
 def region_segments(reference: str = "occipital") -> Dict[int, Tuple[str, Tuple[float, float, float]]]:
@@ -201,6 +223,65 @@ class CrossModalityLogic:
             cancel.raise_if_cancelled()
         return self.finish_binding(input_node, result)
 
+    # ------------------------------------------------------------------ Classify PD
+    @staticmethod
+    def classifierEntry() -> Any:
+        """The manifest entry of the PD classifier; :class:`~medsynth.errors.ModelError` (naming the shipped
+        models) when it is not installed: checked before a long classification starts."""
+        from medsynth.pet.classify import MODEL_ID
+        from medsynth.runtime import get_entry
+
+        return get_entry(MODEL_ID)
+
+    @staticmethod
+    def compute_classification(
+        volume: Volume,
+        values: Optional[Dict[str, Any]] = None,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> Any:
+        """Engine step (worker thread): :class:`medsynth.pet.classify.ClassifyResult` of an FDG volume (PD
+        probability from the FDG and its synthetic CFT; the synthetic CFT on the input's grid)."""
+        from medsynth.pet.classify import classify
+
+        v = validate(PARAMS, values or {})
+        return classify(volume, v["space"], progress=progress, cancel=cancel)
+
+    def finish_classification(self, input_node: Any, result: Any, addCFT: bool = True) -> PDClassification:
+        """The result as the panels show it; with ``addCFT`` a new volume node beside the input holding the
+        synthetic CFT the classifier saw (SUVR, PET colour map), the classification in its attributes."""
+        report = result.report()
+        out = None
+        if addCFT:
+            out = node_from_volume(self.scene, result.synthetic_cft, reference_node=input_node, suffix="synthetic_CFT")
+            try:
+                out.SetAttribute("DICOM.Modality", "PT")
+                out.SetAttribute("MedSynth.CrossModality.classification", json.dumps(report))
+                out.SetAttribute("MedSynth.Note", NOTE)
+                self._pet_display(out, result.synthetic_cft.array)
+            except BaseException:
+                remove_node(self.scene, out)
+                raise
+        return PDClassification(line=result.line(), report=report, cftNode=out, result=result)
+
+    def classifyPD(
+        self,
+        input_node: Any,
+        space: str = "auto",
+        addCFT: bool = True,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> PDClassification:
+        """Blocking: PD probability of an FDG node from the FDG and its synthetic CFT (``.line``, ``.report``;
+        ``.cftNode``: the synthetic CFT added beside the input when ``addCFT``). The input node is never modified;
+        trained on simulated PET only, not a diagnosis."""
+        volume = self.inputVolume(input_node)
+        self.classifierEntry()
+        result = self.compute_classification(volume, {"space": space}, progress, cancel)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        return self.finish_classification(input_node, result, addCFT)
+
     # ------------------------------------------------------------------ MR -> CT
     @staticmethod
     def mrVolume(node: Any) -> Volume:
@@ -288,6 +369,7 @@ __all__ = [
     "PARAMS",
     "PET_PARAMS",
     "CrossModalityLogic",
+    "PDClassification",
     "region_segments",
     "sbr_rows",
 ]

@@ -1,4 +1,5 @@
-"""The CrossModality panel: FDG -> synthetic CFT PET with striatal binding ratios; MR -> CT with a 511 keV mu-map.
+"""The CrossModality panel: FDG -> synthetic CFT PET with striatal binding ratios and a PD classification; MR -> CT
+with a 511 keV mu-map.
 
 The studio face of the CrossModality module: the same parameters (``CrossModalityLib.PARAMS``: the PET
 part's reference region and input space, the MR part's tile size and tube voltage), the same node
@@ -9,6 +10,9 @@ Slicer panel.  Every engine step is a long action (progress, Cancel; nothing add
   in the slice backgrounds, the synthetic CFT over it (opacity 0.5), as the Slicer panel;
 * *Striatal binding*: ``compute_binding`` -> ``finish_binding``: the SBR table node (its rows shown in the
   panel) and the regions segmentation, shown in the views;
+* *Classify PD (FDG + synthetic CFT)*: ``logic.classifierEntry`` (a missing model is said before the thread) ->
+  ``compute_classification`` -> ``finish_classification``: the result line in the panel, the synthetic CFT the
+  classifier saw over the FDG, as the Slicer panel;
 * *Synthesize CT*: ``logic.mrVolume`` -> ``compute_ct`` -> ``finish_ct`` (CT window), chosen as the CT input;
 * *mu-map (511 keV)*: ``logic.muMap`` (fast, on the event loop).
 
@@ -65,6 +69,8 @@ class CrossModalityPanel(StudioPanel):
     actions = (
         Action("synthesize", "Synthesize CFT", icon="mdi-play", help="synthetic 11C-CFT PET from the FDG"),
         Action("binding", "Striatal binding", icon="mdi-table", help="SBRs of the synthetic CFT: table + regions"),
+        Action("classify", "Classify PD (FDG + synthetic CFT)", icon="mdi-brain",
+               help="PD probability from the FDG and its synthetic CFT (trained on simulated PET; not a diagnosis)"),
         Action("ct", "Synthesize CT", icon="mdi-skull", help="synthetic CT (HU) from the MR"),
         Action("mumap", "mu-map 511 keV", icon="mdi-radioactive", help="linear attenuation at 511 keV of the CT"),
         Action("simulate", "Simulated FDG", icon="mdi-flask-outline", color="secondary",
@@ -75,7 +81,7 @@ class CrossModalityPanel(StudioPanel):
     def __init__(self, studio) -> None:
         self._mr_defaulted = False
         super().__init__(studio)
-        for key, value in (("status", ""), ("output", ""), ("output_id", ""), ("sbr_rows", []),
+        for key, value in (("status", ""), ("classification", ""), ("output", ""), ("output_id", ""), ("sbr_rows", []),
                            ("sbr_columns", list(SBR_COLUMNS)), ("table", ""), ("segmentation", "")):
             self.state.setdefault(self.key(key), value)
 
@@ -178,6 +184,28 @@ class CrossModalityPanel(StudioPanel):
 
         return compute, on_done
 
+    def on_classify(self, values: Dict[str, Any]):
+        node = self._require("fdg", "FDG PET")
+        module_values = self.pet_values(values)
+        volume = self.logic.inputVolume(node)
+        self.logic.classifierEntry()  # a missing classifier model is said now, not after the synthesis
+        logic = self.logic
+        self._set(classification="")
+
+        def compute(progress, cancel):
+            return logic.compute_classification(volume, module_values, progress, cancel)
+
+        def on_done(result) -> None:
+            classification = logic.finish_classification(node, result)
+            out = classification.cftNode
+            self._added(out)
+            self._show_with_overlay(node, out)
+            self._set(classification=classification.line, output=out.GetName(), output_id=out.GetID(),
+                      status=(f"Classified in {result.seconds:.1f} s (input {result.space}); synthetic CFT "
+                              f"'{out.GetName()}' over the FDG."))
+
+        return compute, on_done
+
     @staticmethod
     def table_rows(table) -> List[Dict[str, str]]:
         """The table node's rows as dicts of text (column name -> cell text), for the page."""
@@ -231,6 +259,8 @@ class CrossModalityPanel(StudioPanel):
 
         html.Div("{{ %s }}" % self.key("status"), v_if=(self.key("status"),),
                  classes="text-caption mt-1 medsynth-crossmod-status")
+        html.Div("{{ %s }}" % self.key("classification"), v_if=(self.key("classification"),),
+                 classes="text-body-2 mt-1 medsynth-crossmod-classification")
         rows, columns = self.key("sbr_rows"), self.key("sbr_columns")
         with v3.VTable(v_if=(f"{rows}.length",), density="compact", classes="mt-1 text-caption medsynth-crossmod-sbr"):
             with html.Thead():

@@ -15,6 +15,7 @@ EVALUATOR_MODULES.append("medsynth.cyto.augmentation")
 EVALUATOR_MODULES.append("medsynth.mrct.evaluate")
 EVALUATOR_MODULES.append("medsynth.pet.evaluate")
 EVALUATOR_MODULES.append("medsynth.metaad.evaluate")
+EVALUATOR_MODULES.append("medsynth.pet.classify_evaluate")
 EVALUATOR_MODULES.append("medsynth.nodule.mining")
 
 

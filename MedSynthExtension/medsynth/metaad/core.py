@@ -7,10 +7,13 @@ brings native inputs there and the maps back.
 * Anomaly map: ``100 x (FDG - reconstruction)`` in percent of the brain mean, smoothed inside the brain mask
   (Gaussian, sigma :data:`SMOOTH_SIGMA_VOX` voxels = 4 mm, FWHM 9.4 mm); negative = hypometabolism relative to the
   healthy reconstruction. The absolute map is its magnitude.
-* Candidate subject scores (all computed; the one used, ``stats['score']``, is chosen on the calibration subjects,
-  never on the evaluation cohort): ``max`` and ``p99`` of the absolute map in the brain, ``mean_abs`` (its mean
-  over the brain mask), ``cycle_l1`` (mean |FDG - reconstruction| unsmoothed) and ``region_z_rms`` (root mean square
-  of the regional z-scores against the normal controls; the mean of z^2 over the atlas regions' masks).
+* Candidate subject scores (all computed; the one used, ``stats['score']``, is chosen on normal-control calibration
+  subjects and pseudo-anomalies made from them, without PD scans or labels, :mod:`medsynth.metaad.calibrate`): the
+  paper's (:data:`PAPER_SCORES`: ``cycle_l1`` = mean |FDG - reconstruction| unsmoothed, ``hyper_max`` and
+  ``hypo_max`` = the largest positive and negative values of the signed map, ``range`` = their distance; the paper's
+  code takes them on the unsmoothed error map, here on the map smoothed at 4 mm), ``max`` and ``p99`` of the absolute
+  map, ``mean_abs`` (its mean over the brain mask) and ``region_z_rms`` (root mean square of the regional z-scores
+  against the normal controls).
 * Regional table: mean signed residual per atlas region, z-scored against the normal-control calibration subjects.
 * Baselines: regional z-score of the FDG itself (no network; RMS over the atlas regions), voxel z-score
   (smoothed FDG against the NC mean/SD per voxel; score = mean |z| in the brain) and the
@@ -27,8 +30,14 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 SMOOTH_SIGMA_VOX = 2.0
-SCORES = ("max", "p99", "mean_abs", "cycle_l1", "region_z_rms")
+SCORES = ("max", "p99", "mean_abs", "cycle_l1", "hyper_max", "hypo_max", "range", "region_z_rms")
+#: the subject scores of the MetaAD paper's code (|cycle loss|, |max|, |min|, |max - min| of the error map)
+PAPER_SCORES = ("cycle_l1", "hyper_max", "hypo_max", "range")
 SCORE_WORDS = {
+    "hyper_max": "largest positive value of the smoothed signed anomaly map in the brain (hypermetabolism)",
+    "hypo_max": "magnitude of the most negative value of the smoothed signed anomaly map in the brain "
+                "(hypometabolism)",
+    "range": "maximum minus minimum of the smoothed signed anomaly map in the brain",
     "max": "maximum of the smoothed absolute anomaly map in the brain",
     "p99": "99th percentile of the smoothed absolute anomaly map in the brain",
     "mean_abs": "mean of the smoothed absolute anomaly map over the brain mask",
@@ -109,7 +118,11 @@ def region_means(signed: np.ndarray) -> np.ndarray:
 def raw_scores(x: np.ndarray, rec: np.ndarray, signed: np.ndarray, absmap: np.ndarray) -> Dict[str, float]:
     brain = crop_layout()["brain"]
     a = absmap[brain]
+    sg = signed[brain]
     return {
+        "hyper_max": float(sg.max()),
+        "hypo_max": float(-sg.min()),
+        "range": float(sg.max() - sg.min()),
         "max": float(a.max()),
         "p99": float(np.percentile(a, 99)),
         "mean_abs": float(a.mean()),

@@ -9,6 +9,9 @@ from typing import List
 from ..progress import Reporter
 
 
+#: seed of the demo pair (index 0 NC, 1 PD); both "typical" in the simulator's FDG <-> DAT link (version 2)
+DEMO_SEED = 1
+
 def demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
     from ..io import read_volume, write_volume
     from ..overview import overview, write_png
@@ -22,7 +25,7 @@ def demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
         p.write_text("the metaad-cycle model is not installed (Resources/Models)\n")
         return [p]
     cohort = out_dir / "cohort"
-    written = simulate_cohort(cohort, 2, 0.5, 0, reporter.sub(0.0, 0.5), groups=["NC", "PD"], overwrite=True)
+    written = simulate_cohort(cohort, 2, 0.5, DEMO_SEED, reporter.sub(0.0, 0.5), groups=["NC", "PD"], overwrite=True)
     summary = {"note": "simulated subjects, not real PET", "subjects": {}}
     for n, row in enumerate(read_cohort(cohort)):
         reporter.sub(0.5, 1.0).step(n / 2, f"MetaAD {row['subject']}")

@@ -69,6 +69,13 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
         a = auc([s[m] for s in nc], [s[m] for s in pd]) if nc and pd else None
         summary[f"auc_{m}"] = round(a, 3) if a is not None else None
         summary[f"auc_{m}_ci95"] = bootstrap_ci([s[m] for s in nc], [s[m] for s in pd]) if nc and pd else None
+    # what the network adds over the plain regional z-score of the FDG: paired AUC difference on the same subjects
+    if nc and pd:
+        from ..pet.classify_evaluate import paired_auc_difference
+
+        y = np.array([int(s["group"] == "PD") for s in subjects])
+        summary["auc_difference_metaad_minus_region_z"] = paired_auc_difference(
+            y, np.array([s["metaad"] for s in subjects]), np.array([s["region_z"] for s in subjects]))
     # MetaAD at its stated threshold
     if nc and pd:
         summary["metaad_sensitivity_at_threshold"] = round(float(np.mean([s["metaad"] > stats["threshold"] for s in pd])), 3)
@@ -102,24 +109,32 @@ def run(args) -> int:
     from ..cli import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
+    from ..pet.cohorts import evaluation_cohort
 
     plan = OutputPlan(inputs=[args.cohort])
     plan.file(args.report, "--report", JSON)
-    with plan:
-        res = evaluate_cohort(args.cohort, Reporter(progress_printer), include_training=args.include_training)
+    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
+        res = evaluate_cohort(cohort.folder, Reporter(progress_printer), include_training=args.include_training)
+        res["cohort"] = cohort.words()
+        res["cohort_seed"] = cohort.seed
+        if cohort.simulated_here:
+            res["command"] = f"medsynth evaluate metaad --subjects {args.subjects} --seed {cohort.seed}"
         if args.report:
             with atomic_output(Path(args.report)) as tmp:
                 tmp.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["summary"], indent=2))
-    print(f"{len(res['subjects'])} subjects in {res['seconds']:.0f} s ({res['device']}); simulated images, not real PET")
+    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
+          "simulated images, not real PET")
     if args.report:
         print(f"wrote {args.report}")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("metaad", help="MetaAD vs SSM-PCA vs voxel z-score: PD vs NC AUC on a simulated cohort")
-    p.add_argument("--cohort", required=True, help="simulated cohort (medsynth pet-simulate), not trained on")
+    from ..pet.cohorts import add_cohort_arguments
+
+    p = sub.add_parser("metaad", help="MetaAD vs SSM-PCA vs z-scores: PD vs NC AUC on a simulated cohort")
+    add_cohort_arguments(p)
     p.add_argument("--report", help="JSON report (.json)")
     p.add_argument("--include-training", action="store_true", help="do not skip training/calibration subjects")
     p.set_defaults(func=run)

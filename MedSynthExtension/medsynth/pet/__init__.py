@@ -1,5 +1,5 @@
 """Brain PET: a region atlas in MNI space, an FDG/CFT simulator, registration to a template, striatal binding ratios,
-FDG <-> CFT synthesis.
+FDG <-> CFT synthesis, PD classification from FDG with its synthetic CFT.
 
 The simulator is a simulator: it makes FDG and 11C-CFT-like images from MRI tissue maps and an atlas with
 approximate literature uptake ratios (see :mod:`medsynth.pet.simulate` and docs/pet.md); it is not real PET.
@@ -19,6 +19,9 @@ _WHERE = {
     "load_atlas": "atlas",
     "check_pet_contrast": "checks",
     "check_pet_volume": "checks",
+    "ClassifyResult": "classify",
+    "classify": "classify",
+    "fresh_seed": "cohorts",
     "Registration": "register",
     "RegistrationError": "register",
     "register_to_template": "register",

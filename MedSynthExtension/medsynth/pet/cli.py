@@ -123,6 +123,33 @@ def run_fdg2cft(args) -> int:
     return 0
 
 
+def run_pd_classify(args) -> int:
+    import json
+
+    from ..cli import progress_printer
+    from ..io import atomic_output, read_volume, write_volume
+    from ..outputs import JSON, PET, OutputPlan
+    from .classify import classify
+
+    plan = OutputPlan(inputs=[args.input])
+    plan.file(args.report, "--report", JSON)
+    plan.file(args.cft_out, "--cft-out", PET)
+    with plan:
+        fdg = read_volume(args.input)
+        res = classify(fdg, args.space, progress=progress_printer)
+        if args.cft_out:
+            write_volume(res.synthetic_cft, args.cft_out)
+        if args.report:
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(res.report(), indent=2) + "\n")
+    print(res.line())
+    print(f"{res.seconds:.1f} s (input {res.space})")
+    for f in (args.cft_out, args.report):
+        if f:
+            print(f"wrote {f}")
+    return 0
+
+
 def register(sub) -> None:
     from ..params import add_arguments
     from .sbr import SBR_PARAMS
@@ -164,3 +191,16 @@ def register(sub) -> None:
     f.add_argument("--sbr", action="store_true", help="also print (or report) the SBRs of the synthetic CFT")
     f.add_argument("--report", help="write a JSON summary (model, registration, SBRs with --sbr) here")
     f.set_defaults(func=run_fdg2cft)
+
+    c = sub.add_parser(
+        "pd-classify",
+        help="PD vs NC from an FDG brain PET and its synthetic CFT (3D CNN; trained on simulated PET only)",
+        description="The FDG is brought to MNI space, the fdg2cft generator makes its synthetic CFT, and a 3D CNN on "
+        "[FDG, synthetic CFT] gives the PD probability (threshold set on validation subjects). The posterior-putamen "
+        "SBR of the synthetic CFT is printed beside it. Simulated training data: not a diagnosis.",
+    )
+    c.add_argument("input", help="FDG PET volume (NIfTI, NRRD, MHA, DICOM folder)")
+    c.add_argument("--space", choices=SPACES, default="auto", help="as for fdg2cft")
+    c.add_argument("--report", help="write a JSON report here")
+    c.add_argument("--cft-out", help="also write the synthetic CFT (.nii.gz, .nii, .nrrd or .mha)")
+    c.set_defaults(func=run_pd_classify)

@@ -12,6 +12,9 @@ import numpy as np
 from ..progress import Reporter
 
 
+#: seed of the demo pair (index 0 NC, 1 PD); both "typical" in the simulator's FDG <-> DAT link (version 2)
+DEMO_SEED = 1
+
 def pet_demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
     from ..io import atomic_output, read_volume, write_volume
     from ..overview import overview, write_png
@@ -23,7 +26,7 @@ def pet_demo_part(out_dir: Path, reporter: Reporter) -> List[Path]:
 
     out_dir = Path(out_dir)
     cohort = out_dir / "cohort"
-    written = simulate_cohort(cohort, 2, 0.5, 0, reporter.sub(0.0, 0.6), groups=["NC", "PD"], overwrite=True)
+    written = simulate_cohort(cohort, 2, 0.5, DEMO_SEED, reporter.sub(0.0, 0.6), groups=["NC", "PD"], overwrite=True)
     atlas = load_atlas()
     center = atlas.centroid_ras("putamen_anterior", "putamen_posterior")
     center[0] = 0.0

@@ -1,4 +1,4 @@
-"""``medsynth evaluate fdg2cft --cohort DIR``: synthetic vs simulated PET on held-out simulated subjects.
+"""``medsynth evaluate fdg2cft [--cohort DIR | --subjects N --seed S]``: synthetic vs simulated PET on held-out simulated subjects.
 
 For every subject of a simulated cohort (``medsynth pet-simulate``) that the shipped generators were not trained or
 validated on (the manifest says which seed and indices they used):
@@ -312,29 +312,38 @@ def run(args) -> int:
     from ..cli import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
+    from .cohorts import evaluation_cohort
 
     plan = OutputPlan(inputs=[args.cohort])
     plan.file(args.report, "--report", JSON)
-    with plan:
-        res = evaluate_cohort(args.cohort, reporter=Reporter(progress_printer), include_training=args.include_training)
+    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
+        res = evaluate_cohort(cohort.folder, reporter=Reporter(progress_printer),
+                              include_training=args.include_training)
+        res["cohort"] = cohort.words()
+        res["cohort_seed"] = cohort.seed
+        if cohort.simulated_here:
+            res["command"] = f"medsynth evaluate fdg2cft --subjects {args.subjects} --seed {cohort.seed}"
         if args.report:
             with atomic_output(Path(args.report)) as tmp:
                 tmp.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["summary"], indent=2))
     if res["skipped_training_subjects"]:
         print(f"skipped {len(res['skipped_training_subjects'])} subjects the model was trained or validated on")
-    print(f"{len(res['subjects'])} subjects in {res['seconds']:.0f} s ({res['device']}); simulated images, not real PET")
+    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
+          "simulated images, not real PET")
     if args.report:
         print(f"wrote {args.report}")
     return 0
 
 
 def register(sub) -> None:
+    from .cohorts import add_cohort_arguments
+
     p = sub.add_parser(
         "fdg2cft",
         help="FDG -> CFT synthesis on a simulated cohort: PSNR/SSIM in the striatum, SBR agreement, PD vs NC AUC",
     )
-    p.add_argument("--cohort", required=True, help="simulated cohort folder (medsynth pet-simulate) not trained on")
+    add_cohort_arguments(p)
     p.add_argument("--report", help="write the JSON report (.json; summary and per-subject rows) here")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=argparse.SUPPRESS,
                    help="where the models run (the same as medsynth --device; not given: that one holds)")

@@ -16,8 +16,15 @@ FDG (glucose metabolism), relative units (cortical grey matter = 1 before normal
   27:597; Eidelberg, Trends Neurosci 2009 32:548): relative hypermetabolism of putamen/pallidum, thalamus, pons,
   cerebellum and sensorimotor cortex, hypometabolism of lateral premotor and posterior parietal/occipital cortex.
   Region factor = 1 + ``fdg_pdrp`` x weight (:data:`PDRP_WEIGHTS`, a few % to ~10 % per unit), after which the image
-  is normalised to its whole-brain mean (the pattern is relative, as in the papers). PD expression grows with stage
-  (Huang et al., Brain 2007 130:1834 report PDRP expression increasing with disease progression).
+  is normalised to its whole-brain mean (the pattern is relative, as in the papers). The pattern is expressed more
+  in one hemisphere (``fdg_lateral``), usually that of the more affected striatum (``fdg_side``).
+
+How FDG and DAT are tied (simulator version 2, :data:`LINK`): the dopaminergic ``stage`` and the FDG pattern
+expression ``fdg_pdrp`` are two separate draws whose normal scores correlate with ``rho`` = 0.5 inside the PD group
+(expression grows with progression on average, Huang et al., Brain 2007 130:1834, but far from one-to-one); 15 % of
+PD subjects have an FDG pattern in the normal range and 10 % of NC subjects a PD-like FDG pattern with a normal DAT
+(``link`` in the cohort CSV). So a method that reads FDG cannot recover the DAT exactly: the simulator no longer
+decides that answer. Version 1 (before 2026-12) set both from one ``stage``.
 
 CFT (dopamine transporter), relative units:
 
@@ -27,8 +34,8 @@ CFT (dopamine transporter), relative units:
   is about 2.5-4, i.e. above the ~2-3 typical of [123I]FP-CIT SPECT in controls, as expected of PET).
 * PD: loss of binding worst in the posterior putamen (dorsal/posterior putamen first; e.g. Nandhagopal et al.,
   Brain 2009 132:2970; Kordower et al., Brain 2013 136:2419), then anterior putamen, caudate least; more severe on
-  the side opposite the worse motor side (asymmetric); graded by a disease ``stage`` in [0, 1] that also sets the
-  FDG pattern's expression, so one subject's FDG/CFT pair is consistent. Posterior-putamen loss on the more
+  the side opposite the worse motor side (asymmetric); graded by a dopaminergic ``stage`` in [0, 1]; healthy subjects
+  have an individual whole-striatum asymmetry (SD 4 %). Posterior-putamen loss on the more
   affected side is 50-85 % (≈ 50 % or more at diagnosis is the commonly cited figure; the exact numbers are ours).
 
 Scanner and anatomy: isotropic Gaussian PSF of 4.5-7 mm FWHM; Poisson-like noise (SD proportional to the square
@@ -104,6 +111,25 @@ HEALTHY_REGION_SD = 0.04
 SMOOTH_FIELD_SD = 0.03
 SMOOTH_FIELD_SIGMA_MM = 12.0
 
+#: Version of the simulation model (written to cohort.csv). 2: FDG pattern and dopaminergic loss drawn separately.
+SIMULATOR_VERSION = 2
+
+#: How a subject's FDG pattern and its dopaminergic loss are tied (version 2; every value in docs/pet.md).
+#: The dopaminergic stage is Phi(z_dat) for PD; a typical PD's pattern expression is
+#: mean + sd x (rho x z_dat + sqrt(1 - rho^2) x z_e), so expression and stage correlate with rho (Pearson, on the
+#: normal scores) inside the PD group; some subjects break the link on purpose.
+LINK: Dict[str, float] = {
+    "rho_stage_expression": 0.5,  # correlation of FDG pattern expression with dopaminergic stage within PD
+    "pd_expression_mean": 1.0,
+    "pd_expression_sd": 0.4,
+    "nc_expression_sd": 0.25,  # normal expression of the pattern, N(0, 0.25)
+    "pd_normal_fdg_fraction": 0.15,  # PD with dopaminergic loss but an FDG pattern in the normal range
+    "nc_abnormal_fdg_fraction": 0.10,  # NC with a normal DAT but a PD-like FDG pattern
+    "fdg_side_agreement": 0.75,  # the pattern is stronger on the more affected striatum's side this often
+    "fdg_lateral_max": 0.4,  # hemispheric lateralisation of the pattern, U(0, 0.4)
+    "healthy_striatal_asymmetry_sd": 0.04,  # whole-striatum healthy binding asymmetry (L - R), N(0, 0.04)
+}
+
 SIMULATE_PARAMS = (
     Param("subjects", int, 10, "Subjects", minimum=1, maximum=10000, step=1, help="number of subjects to simulate"),
     Param(
@@ -145,6 +171,10 @@ class SubjectParams:
     affine_scale: Tuple[float, float, float]
     affine_shift_mm: Tuple[float, float, float]
     warp_mm: float  # SD of the smooth random displacement (mm)
+    link: str = "typical"  # typical | pd_normal_fdg | nc_abnormal_fdg (see LINK)
+    fdg_side: str = "L"  # hemisphere where the FDG pattern is expressed more
+    fdg_lateral: float = 0.0  # pattern expression x (1 +- fdg_lateral) on the fdg_side / other hemisphere
+    striatal_asymmetry: float = 0.0  # healthy whole-striatum binding asymmetry (L - R, fraction)
     seed: Tuple[int, int] = (0, 0)
 
     def row(self) -> Dict[str, Any]:
@@ -157,6 +187,11 @@ class SubjectParams:
             "gw_ratio": round(self.gw_ratio, 4),
             "affected_side": self.affected_side,
             "asymmetry": round(self.asymmetry, 4),
+            "link": self.link,
+            "fdg_side": self.fdg_side,
+            "fdg_lateral": round(self.fdg_lateral, 4),
+            "striatal_asymmetry": round(self.striatal_asymmetry, 4),
+            "simulator": SIMULATOR_VERSION,
         }
         for k in ("caudate", "putamen_anterior", "putamen_posterior"):
             for s in SIDES:
@@ -197,16 +232,42 @@ class SimulatedSubject:
 
 
 # --------------------------------------------------------------------------- parameters
+def _phi(z: float) -> float:
+    """Standard normal cumulative distribution."""
+    import math
+
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
 def draw_params(rng: np.random.Generator, group: str, subject: str = "sub-001") -> SubjectParams:
-    """Draw one subject's parameters (NC or PD)."""
+    """Draw one subject's parameters (NC or PD; :data:`LINK` says how FDG and DAT are tied, docs/pet.md)."""
     if group not in GROUPS:
         raise InputError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
     pd = group == "PD"
-    stage = float(rng.uniform(0.0, 1.0)) if pd else 0.0
-    fdg_pdrp = float(0.4 + 1.2 * stage + rng.normal(0, 0.2)) if pd else float(rng.normal(0, 0.25))
+    # dopaminergic stage and FDG pattern expression: two draws tied by a correlation, not one variable
+    z_dat, z_e = rng.standard_normal(2)
+    stage = _phi(float(z_dat)) if pd else 0.0
+    link_draw = float(rng.uniform())
+    rho = LINK["rho_stage_expression"]
+    if pd and link_draw < LINK["pd_normal_fdg_fraction"]:
+        link = "pd_normal_fdg"  # dopaminergic loss, FDG pattern within the normal range
+        fdg_pdrp = float(LINK["nc_expression_sd"] * z_e)
+    elif pd:
+        link = "typical"
+        fdg_pdrp = float(LINK["pd_expression_mean"] + LINK["pd_expression_sd"] * (rho * z_dat + np.sqrt(1 - rho**2) * z_e))
+    elif link_draw < LINK["nc_abnormal_fdg_fraction"]:
+        link = "nc_abnormal_fdg"  # PD-like FDG pattern, normal dopamine transporter
+        fdg_pdrp = float(LINK["pd_expression_mean"] + LINK["pd_expression_sd"] * z_e)
+    else:
+        link = "typical"
+        fdg_pdrp = float(LINK["nc_expression_sd"] * z_e)
     gw_ratio = float(rng.uniform(3.0, 4.0))
     affected = "L" if rng.uniform() < 0.5 else "R"
     asym = float(rng.uniform(0.25, 0.55) * (1.0 - 0.5 * stage)) if pd else 0.0
+    # the FDG pattern's lateralisation: stronger in the hemisphere of the more affected striatum, mostly
+    same_side = rng.uniform() < LINK["fdg_side_agreement"]
+    fdg_side = affected if same_side else ("R" if affected == "L" else "L")
+    fdg_lateral = float(rng.uniform(0.0, LINK["fdg_lateral_max"]))
     # loss of binding (fractions) on the more affected side
     lp = float(np.clip(0.65 + 0.30 * stage + rng.normal(0, 0.04), 0.4, 0.97)) if pd else 0.0
     la = lp * float(rng.uniform(*CFT_LOSS_FRACTION["putamen_anterior_end"]))
@@ -218,12 +279,15 @@ def draw_params(rng: np.random.Generator, group: str, subject: str = "sub-001") 
         loss_ends[f"putamen_posterior_end_{s}"] = lp * f if pd else 0.0
         loss_ends[f"putamen_anterior_end_{s}"] = la * f if pd else 0.0
         loss_c[s] = lc * f if pd else 0.0
-    # healthy binding: a subject factor (age, individual) and small left/right differences
+    # healthy binding: a subject factor (age, individual), an individual left/right asymmetry of the whole
+    # striatum, and small left/right differences per region
     subj = float(rng.normal(1.0, 0.08))
+    dat_asym = float(rng.normal(0.0, LINK["healthy_striatal_asymmetry_sd"]))
     bp = {}
     for k in ("caudate", "putamen", "pallidum"):
         for s in SIDES:
-            bp[f"{k}_{s}"] = CFT_BP[k] * subj * float(rng.normal(1.0, 0.03))
+            side_f = 1.0 + (0.5 if s == "L" else -0.5) * dat_asym
+            bp[f"{k}_{s}"] = CFT_BP[k] * subj * side_f * float(rng.normal(1.0, 0.03))
     fdg_region = {name: float(rng.normal(1.0, HEALTHY_REGION_SD)) for name in LABELS.values()}
     rot = tuple(float(v) for v in rng.normal(0, 1.0, 3))
     scl = tuple(float(v) for v in rng.normal(1.0, 0.02, 3))
@@ -250,6 +314,10 @@ def draw_params(rng: np.random.Generator, group: str, subject: str = "sub-001") 
         affine_scale=scl,  # type: ignore[arg-type]
         affine_shift_mm=shift,  # type: ignore[arg-type]
         warp_mm=float(rng.uniform(0.3, 1.2)),
+        link=link,
+        fdg_side=fdg_side,
+        fdg_lateral=fdg_lateral,
+        striatal_asymmetry=dat_asym,
     )
 
 
@@ -372,7 +440,9 @@ def fdg_activity(atlas: PetAtlas, p: SubjectParams, rng: Optional[np.random.Gene
     for region, (base, deep) in FDG_BASE.items():
         w = PDRP_WEIGHTS.get(region, 0.0)
         for name in _label_names([region]):
-            factor = base * p.fdg_region[name] * (1.0 + p.fdg_pdrp * w)
+            side = name[-1] if name[-2:] in ("_L", "_R") else None
+            lateral = 0.0 if side is None else (p.fdg_lateral if side == p.fdg_side else -p.fdg_lateral)
+            factor = base * p.fdg_region[name] * (1.0 + p.fdg_pdrp * w * (1.0 + lateral))
             if deep:
                 deep_f[name] = factor
             else:
@@ -524,15 +594,22 @@ def example_subject(group: str, seed: int = 11, atlas: Optional[PetAtlas] = None
     rng = subject_rng(seed, 0 if group == "NC" else 1)
     p = draw_params(rng, group, f"sub-{group}")
     if group == "PD":
-        p.stage, p.fdg_pdrp = 0.9, 1.5
+        p.stage, p.fdg_pdrp, p.link = 0.9, 1.5, "typical"
     return simulate_subject(p, rng, atlas)
 
 
 def pet_template(tracer: str) -> Volume:
-    """The registration template of a tracer: the mean healthy subject at 6 mm FWHM, brain mean 1."""
+    """The registration template of a tracer: the mean healthy subject at 6 mm FWHM, brain mean 1 (a new copy each
+    call; made once per process)."""
     tracer = tracer.upper()
     if tracer not in TRACERS:
         raise InputError(f"tracer must be one of {', '.join(TRACERS)}, got {tracer!r}")
+    v = _pet_template(tracer)
+    return v.with_array(v.array.copy())
+
+
+@lru_cache(maxsize=2)
+def _pet_template(tracer: str) -> Volume:
     atlas = load_atlas()
     sub = simulate_subject(template_params(), None, atlas)
     v = sub.fdg if tracer == "FDG" else sub.cft
@@ -625,6 +702,33 @@ def simulate_cohort(
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def link_statistics(n: int = 2000, seed: int = 0) -> Dict[str, Any]:
+    """How FDG pattern and dopaminergic loss are tied in ``n`` drawn PD and ``n`` drawn NC parameter sets (no images):
+    the link groups' fractions and, inside PD, the correlation of the pattern expression with the stage
+    (Pearson on the stage's normal score; Spearman) and with the posterior-putamen loss of the more affected side."""
+    from scipy.stats import norm, pearsonr, spearmanr
+
+    pd = [draw_params(subject_rng(seed, i), "PD") for i in range(n)]
+    nc = [draw_params(subject_rng(seed, n + i), "NC") for i in range(n)]
+    st = np.array([p.stage for p in pd])
+    e = np.array([p.fdg_pdrp for p in pd])
+    loss = np.array([max(p.loss["putamen_posterior_L"], p.loss["putamen_posterior_R"]) for p in pd])
+    typical = np.array([p.link == "typical" for p in pd])
+    z = norm.ppf(np.clip(st, 1e-9, 1 - 1e-9))
+    return {
+        "n_per_group": n, "seed": seed,
+        "pd_normal_fdg_fraction": round(float(np.mean([p.link == "pd_normal_fdg" for p in pd])), 3),
+        "nc_abnormal_fdg_fraction": round(float(np.mean([p.link == "nc_abnormal_fdg" for p in nc])), 3),
+        "pd_typical_pearson_expression_vs_stage_score": round(float(pearsonr(z[typical], e[typical])[0]), 3),
+        "pd_all_spearman_expression_vs_stage": round(float(spearmanr(st, e)[0]), 3),
+        "pd_all_spearman_expression_vs_posterior_putamen_loss": round(float(spearmanr(loss, e)[0]), 3),
+        "fdg_side_agreement": round(float(np.mean([p.fdg_side == p.affected_side for p in pd])), 3),
+        "nc_expression_mean_sd": [round(float(np.mean([p.fdg_pdrp for p in nc])), 3),
+                                  round(float(np.std([p.fdg_pdrp for p in nc])), 3)],
+        "pd_expression_mean_sd": [round(float(e.mean()), 3), round(float(e.std()), 3)],
+    }
+
+
 def read_cohort(folder: Union[str, Path]) -> List[Dict[str, str]]:
     """Rows of a simulated cohort's ``cohort.csv``."""
     path = Path(os.fspath(folder)) / "cohort.csv"
@@ -634,8 +738,17 @@ def read_cohort(folder: Union[str, Path]) -> List[Dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+if __name__ == "__main__":  # python -m medsynth.pet.simulate: the link statistics quoted in docs/pet.md
+    import json as _json
+
+    print(_json.dumps(link_statistics(), indent=2))
+
+
 __all__ = [
     "CFT_BP",
+    "LINK",
+    "SIMULATOR_VERSION",
+    "link_statistics",
     "FDG_BASE",
     "PDRP_WEIGHTS",
     "SIMULATE_PARAMS",
