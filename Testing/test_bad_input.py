@@ -211,6 +211,8 @@ FILE_OUTPUTS = [
     ("nodule-detect-json", "nodule-detect {i}/cxr.png --assume-width 370 --detector log --json OUTPUT", ".json",
      "cxr.png"),
     ("eval-nodule-mining", "evaluate nodule-mining --base {i}/cohort --work {o}/w --json OUTPUT", ".json", None),
+    ("sheet-superres", "sheet superres --input {i}/ct.nrrd --vary spacing=1 --out OUTPUT", ".png", None),
+    ("sheet-cells", "sheet cells --vary class=NILM --out OUTPUT", ".pdf", None),
 ]
 
 for cid, argv, suf, src in FILE_OUTPUTS:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import List
 
-SHEET_MODULES: List[str] = ["medsynth.nodule.commands"]
+SHEET_MODULES: List[str] = ["medsynth.nodule.commands", "medsynth.cyto.cli", "medsynth.superres.cli"]
 
 
 def register(sub) -> None:

@@ -50,4 +50,33 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-__all__ = ["register", "run"]
+def run_sheet(args) -> int:
+    from ..cli import progress_printer
+    from ..outputs import OutputPlan
+    from ..sheets import request
+    from .sheet import ALIASES, SHEET_PARAMS, cells_sheet
+
+    vary, fixed = request(args, SHEET_PARAMS, ALIASES)
+    plan = OutputPlan()
+    plan.file(args.out, "--out", (".png", ".pdf"))
+    with plan:
+        facts = cells_sheet(args.out, vary, fixed, args.model, progress=progress_printer)
+    print(f"wrote {args.out}: {len(facts['tiles'])} cells ({facts['model']}; synthetic)")
+    return 0
+
+
+def register_sheet(inner) -> None:
+    """``medsynth sheet cells``."""
+    from ..sheets import add_sheet_arguments
+    from .sheet import SHEET_PARAMS
+
+    s = inner.add_parser("cells", help="synthetic cells of several classes and seeds, captioned",
+                         description="A captioned grid of generated cells: the first --vary along the columns, the "
+                         "second along the rows (e.g. --vary cell_class=all --vary seed=0,1,2). 'class' stands for "
+                         "cell_class.")
+    add_sheet_arguments(s, SHEET_PARAMS)
+    s.add_argument("--model", default="cellgan", help="generator model id (default cellgan)")
+    s.set_defaults(func=run_sheet)
+
+
+__all__ = ["register", "register_sheet", "run", "run_sheet"]

@@ -68,4 +68,40 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-__all__ = ["register", "run"]
+def run_sheet(args) -> int:
+    from ..cli import progress_printer
+    from ..sheets import request
+    from .sheet import SHEET_PARAMS, superres_sheet
+
+    vary, fixed = request(args, SHEET_PARAMS)
+    plan = OutputPlan(inputs=[args.input])
+    plan.file(args.out, "--out", (".png", ".pdf"))
+    with plan:
+        facts = superres_sheet(args.input, args.out, vary, fixed, args.ras, args.fov, args.window,
+                               progress=progress_printer)
+    print(f"wrote {args.out}: {len(facts['tiles'])} settings beside the input, {facts['plane']} plane")
+    return 0
+
+
+def register_sheet(inner) -> None:
+    """``medsynth sheet superres``."""
+    from ..params import finite_float, positive_float
+    from ..sheets import add_sheet_arguments
+    from .sheet import SHEET_PARAMS
+
+    s = inner.add_parser("superres", help="one region of a thick-slice volume at several spacings / methods",
+                         description="A captioned grid: the input as acquired, then the region super-resolved at "
+                         "each setting (first --vary along the columns, second along the rows), in the plane that "
+                         "contains the super-resolved axis.")
+    s.add_argument("--input", required=True, help="thick-slice volume (NIfTI, NRRD, MHA, DICOM folder)")
+    add_sheet_arguments(s, SHEET_PARAMS)
+    s.add_argument("--ras", nargs=3, type=finite_float, metavar=("X", "Y", "Z"), help="centre in RAS mm (default: "
+                   "the volume's centre)")
+    s.add_argument("--fov", type=positive_float, default=None, help="field of each tile in mm (default: half the "
+                   "smallest extent, 40-120)")
+    s.add_argument("--window", nargs=2, type=finite_float, metavar=("LOW", "HIGH"),
+                   help="display window (default: 1st-99.5th percentile of the input's plane)")
+    s.set_defaults(func=run_sheet)
+
+
+__all__ = ["register", "register_sheet", "run", "run_sheet"]
