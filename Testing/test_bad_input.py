@@ -605,7 +605,7 @@ def test_as_a_process(argv: str, pattern: Optional[str], inp: Path, inp_state, t
 LONG_COMMANDS = [  # (id, command, seconds to wait after the first progress line before Ctrl-C)
     ("superres", "superres {i}/mr.nii.gz {o}/sr.nii.gz --spacing 0.3 --axis k", 0.3),
     ("pet-simulate", "pet-simulate --subjects 200 --out {o}/cohort", 2.5),
-    ("mr2ct", "mr2ct {i}/mr.nii.gz {o}/sct.nii.gz --mu-map {o}/mu.nii.gz", 1.0),
+    ("mr2ct", "mr2ct {i}/mr.nii.gz {o}/sct.nii.gz --mu-map {o}/mu.nii.gz", 0.1),
     ("fdg2cft", "fdg2cft {i}/fdg.nii.gz {o}/cft.nii.gz --report {o}/r.json --space native", 0.3),
     ("metaad", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --report {o}/r.json --space native", 0.2),
     ("demo", "demo --out {o}/demo", 3.0),
