@@ -36,9 +36,11 @@ class NoduleSynth(ScriptedLoadableModule):
             "Inserts synthetic lung nodules into a chest CT (in HU) or a chest radiograph (in the Beer-Lambert "
             "log domain), with sliders for diameter, texture (solid, part-solid, ground glass), and shape "
             "(sphericity, lobulation, spiculation from a shape model learned on LIDC-IDRI reader outlines). "
-            "Place a point, move the sliders (with <i>Live</i> on the output updates at once), press "
+            "Place a point (or press <i>Suggest a lung point</i>), move the sliders (with <i>Live</i> on the output "
+            "updates at once), press "
             "<i>Add nodule</i> to keep it; <i>Undo</i> removes the last one. The input volume is never "
-            "modified.<br><br>" + CITATION
+            "modified. A centre outside the lung fields (estimated from the image) is shown with a warning."
+            "<br><br>" + CITATION
         )
         self.parent.acknowledgementText = "MedSynth. LIDC-IDRI annotations (CC BY 3.0). Method: " + CITATION
 
@@ -51,7 +53,9 @@ class NoduleSynthWidget(MedSynthModuleWidget):
 
     def setupModule(self):
         self._observedPointList = None
+        self._suggestions = 0
         self.ui.undoButton.connect("clicked(bool)", self.onUndo)
+        self.ui.suggestButton.connect("clicked(bool)", self.onSuggest)
         self.ui.progressBar.hide()
 
     def canApply(self):
@@ -103,6 +107,27 @@ class NoduleSynthWidget(MedSynthModuleWidget):
             )
             self.ui.applyButton.enabled = True
 
+    def onSuggest(self):
+        """Move the nodule's centre to a lung point (the logic's suggestion; again: another one)."""
+        with slicer.util.tryWithErrorDisplay("Could not suggest a lung point.", waitCursor=True):
+            inputNode = self._parameterNode.inputVolume if self._parameterNode else None
+            if inputNode is None:
+                self.ui.statusLabel.text = "Choose an image first."
+                return
+            pointList = self._parameterNode.pointList
+            if pointList is None:
+                pointList = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "NoduleCentre")
+                self._parameterNode.pointList = pointList  # observed from here on (updateGUIFromParameterNode)
+            added = pointList.GetNumberOfControlPoints() == 0
+            ras = self.logic.suggestLungPoint(inputNode, self.values()["diameter_mm"], seed=self._suggestions,
+                                              point_list=pointList)  # moving a point updates the nodule (Live)
+            self._suggestions += 1
+            slicer.modules.markups.logic().JumpSlicesToLocation(*ras, True)
+            if not self.ui.liveCheckBox.checked:
+                self.ui.statusLabel.text = f"Lung point RAS ({ras[0]:.1f}, {ras[1]:.1f}, {ras[2]:.1f})."
+            elif added:
+                self.updateNodule()
+
     def onApplyOrCancel(self):
         """Add nodule: keep the pending nodule and add its segment (fast: no background task)."""
         with slicer.util.tryWithErrorDisplay("Could not add the nodule.", waitCursor=True):
@@ -145,8 +170,10 @@ class NoduleSynthTest(ScriptedLoadableModuleTest):
         before = slicer.util.arrayFromVolume(node).copy()
         logic = NoduleSynthLogic(slicer.mrmlScene)
         out = logic.start(node)
+        ras = logic.suggestLungPoint(node, 18.0)  # "Suggest a lung point": all of this block is lung
         for diameter in (6, 9, 12, 15, 18):  # the same nodule at five sizes
-            logic.update({"diameter_mm": diameter}, (0, 0, 0))
+            info = logic.update({"diameter_mm": diameter}, ras)
+            self.assertFalse([w for w in info["warnings"] if "outside the lung fields" in w])
         self.assertTrue((slicer.util.arrayFromVolume(out) != before).any())
         logic.add()
         self.assertEqual(logic.segmentation_node.GetSegmentation().GetNumberOfSegments(), 1)

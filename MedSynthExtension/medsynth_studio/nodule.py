@@ -5,11 +5,12 @@ The studio face of the NoduleSynth module: the same parameters
 (``NoduleSynthLib.NoduleSynthLogic``) as its Slicer panel:
 
 * the centre is a RAS point: three number fields, *Centre of view* (the middle of the axial view),
-  *Suggest* (a point inside the lung, ``medsynth.nodule.candidates``) or *Place* (click in a view:
+  *Suggest* (a point inside the lung, ``logic.suggestLungPoint``) or *Place* (click in a view:
   Slicer's markups placement, the same point list the Slicer panel uses; the point can be dragged);
 * live: any parameter or centre change calls ``logic.update`` (the first one ``logic.start``), which
   rewrites only the nodule's region of the output volume node - the views show it at once;
-* *Add nodule* (``logic.add``) keeps it and shows the "Nodules" segmentation; *Undo* (``logic.undo``).
+* *Add nodule* (``logic.add``) keeps it and shows the "Nodules" segmentation; *Undo* (``logic.undo``);
+* a centre outside the estimated lung fields shows the engine's warning in the status line.
 
 The shape model (``nodule-shape-vae``) is installed separately: without it the panel says so and
 every attempt shows the error from the engine, nothing else breaks.
@@ -43,7 +44,7 @@ CENTRE_PARAMS = (
 MODULE_NAMES = tuple(p.name for p in NODULE_PARAMS)
 CENTRE_ACTIONS = (
     Action("centre_of_view", "Centre of view", icon="mdi-crosshairs", color="secondary", help="the middle of the axial view"),
-    Action("suggest", "Suggest", icon="mdi-lungs", color="secondary", help="a random point inside the lung (again: another one)"),
+    Action("suggest", "Suggest", icon="mdi-lungs", color="secondary", help="a point inside the lung where the nodule fits (again: another one)"),
     Action("place", "Place", icon="mdi-map-marker-plus", color="secondary",
            help="click in a slice view to place the centre (drag the point to move it)"),
 )
@@ -201,26 +202,14 @@ class NoduleSynthPanel(PointPlacement, StudioPanel):
         self.set_centre(ras, jump=False)
 
     def on_suggest(self, values: Dict[str, Any]) -> None:
-        from medsynth.nodule.candidates import ct_candidates, cxr_candidates
-        from medsynth.nodule.insertion import is_radiograph
-        from medsynth_mrml import volume_from_node
-
-        from NoduleSynthLib.logic import photometric_of  # the logic's own reading of the DICOM attribute
-
+        """A lung point from the logic (the Slicer panel's *Suggest a lung point*): the first near the middle,
+        each press after it another one."""
         node = self.node("volume")
         if node is None:
             raise InputError("no input volume: load or choose a chest CT or radiograph first")
-        volume = volume_from_node(node)
+        ras = self.logic.suggestLungPoint(node, values["diameter_mm"], seed=self._suggestions)
         self._suggestions += 1
-        if is_radiograph(volume):
-            points = cxr_candidates(volume, values["diameter_mm"], float(min(volume.spacing[:2])),
-                                    photometric_of(node), max_points=1, seed=self._suggestions)
-        else:
-            points = ct_candidates(volume, values["diameter_mm"], max_points=1, seed=self._suggestions)
-        if len(points) == 0:
-            raise InputError(f"no lung found in '{node.GetName()}' for a {values['diameter_mm']:g} mm nodule: "
-                             "enter the centre, use Centre of view or Place")
-        self.set_centre(points[0], jump=True)
+        self.set_centre(ras, jump=True)
 
     # ------------------------------------------------------------------ click to place (PointPlacement)
     def point_placed(self, ras) -> None:

@@ -12,6 +12,10 @@ Live editing (what the panel does)::
     logic.update(values, ras)         # rewrites only the nodule's region of the output node
     logic.add()                       # keeps it, adds segment "Nodule 1"
     logic.undo()                      # removes the last kept nodule
+    ras = logic.suggestLungPoint(ctNode, diameter_mm=12, point_list=pointNode)  # a lung point; moves the point
+
+A centre outside the estimated lung fields (a radiograph's shoulder, a CT's chest wall) is kept, and the info
+``update`` returns carries a warning saying how far from the lung it lies.
 """
 
 from __future__ import annotations
@@ -130,6 +134,32 @@ class NoduleSynthLogic:
                 reference_node=self.output_node, name=name, suffix=None if name else "segmentation")
         else:
             self.segmentation_node = None
+
+    # ------------------------------------------------------------------ where
+    def suggestLungPoint(self, input_node: Any, diameter_mm: float = 10.0, seed: int = 0,
+                         point_list: Any = None) -> Tuple[float, float, float]:
+        """A RAS point inside the lung (CT) or lung fields (radiograph) of ``input_node`` where a nodule of
+        ``diameter_mm`` fits (:func:`medsynth.nodule.candidates.suggest_lung_point`): seed 0 the one nearest the
+        middle of the image / of the right lung field, other seeds random ones.  With ``point_list`` (a markups
+        point list) its last control point moves there (one is added when it has none).  The lung found by a
+        running session on the same node is reused."""
+        from medsynth.nodule.candidates import suggest_lung_point
+
+        if input_node is None:
+            raise InputError("no input volume: choose a chest CT or radiograph first")
+        if self.session is not None and self.input_node is input_node:
+            volume, places = self.session.volume, self.session.context.lung_places
+        else:
+            volume, places = volume_from_node(input_node), None
+        ras = suggest_lung_point(volume, diameter_mm, photometric_of(input_node), seed=seed, places=places)
+        ras = tuple(float(v) for v in ras)
+        if point_list is not None:
+            n = point_list.GetNumberOfControlPoints()
+            if n == 0:
+                point_list.AddControlPoint(*ras)
+            else:
+                point_list.SetNthControlPointPositionWorld(n - 1, *ras)
+        return ras
 
     # ------------------------------------------------------------------ one call
     def process(self, input_node: Any, ras: Sequence[float], photometric: Optional[str] = None,

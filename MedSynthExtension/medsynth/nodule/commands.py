@@ -17,13 +17,16 @@ def run_nodule(args) -> int:
     from ..errors import InputError
     from ..io import write_json
     from ..outputs import JSON, WRITABLE, OutputPlan
+    from .candidates import suggest_lung_point
     from .images import read_host, write_mask, write_result
-    from .insertion import insert_ct, insert_cxr, ijk_to_ras
+    from .insertion import CTContext, CXRContext, insert_ct, insert_cxr, ijk_to_ras
     from .params import NoduleSpec
 
     spec = NoduleSpec.from_values({p.name: getattr(args, p.name) for p in NODULE_PARAMS})
-    if args.ras is None and args.ijk is None:
-        raise InputError("give the nodule's place with --ras X Y Z (or --ijk I J [K])")
+    if args.ras is None and args.ijk is None and args.suggest is None:
+        raise InputError("give the nodule's place with --ras X Y Z, --ijk I J [K] or --suggest")
+    if args.suggest is not None and args.suggest < 0:
+        raise InputError(f"--suggest SEED must be 0 or more, got {args.suggest}")
     if args.pixel_spacing is not None and len(args.pixel_spacing) > 2:
         raise InputError(f"--pixel-spacing takes 1 or 2 values (row [column]), got {len(args.pixel_spacing)}")
     plan = OutputPlan(inputs=[args.input])
@@ -39,12 +42,19 @@ def run_nodule(args) -> int:
                     f"--ijk needs {' or '.join(map(str, need))} values (I J{' K' if host.kind == 'ct' else ' [K]'}) "
                     f"for this {'3D image' if host.kind == 'ct' else 'radiograph'}, got {len(args.ijk)}"
                 )
-        ras = np.asarray(args.ras, float) if args.ras is not None else ijk_to_ras(host.volume, args.ijk)
-        if host.kind == "ct":
-            new, mask, info = insert_ct(host.volume, ras, spec)
+        spacing = args.pixel_spacing if args.pixel_spacing else host.pixel_spacing_mm
+        ctx = (CTContext(host.volume) if host.kind == "ct"
+               else CXRContext(host.volume, host.photometric, spacing, args.log_gain))  # its lung is found once
+        if args.suggest is not None:
+            ras = suggest_lung_point(host.volume, spec.diameter_mm, seed=args.suggest, places=ctx.lung_places)
+        elif args.ras is not None:
+            ras = np.asarray(args.ras, float)
         else:
-            spacing = args.pixel_spacing if args.pixel_spacing else host.pixel_spacing_mm
-            new, mask, info = insert_cxr(host.volume, ras, spec, host.photometric, spacing, args.log_gain)
+            ras = ijk_to_ras(host.volume, args.ijk)
+        if host.kind == "ct":
+            new, mask, info = insert_ct(host.volume, ras, spec, context=ctx)
+        else:
+            new, mask, info = insert_cxr(host.volume, ras, spec, context=ctx)
         path, note = write_result(host, new, args.output)
         if note:
             info.setdefault("notes", []).append(note)
@@ -56,6 +66,8 @@ def run_nodule(args) -> int:
             written.append(str(args.json))
     for w in info["warnings"]:
         sys.stderr.write(f"warning: {w}\n")
+    if args.suggest is not None:
+        print(f"suggested lung point (seed {args.suggest}): RAS {' '.join(f'{v:.1f}' for v in info['ras'])}")
     d = info["equivalent_diameter_mm"]
     print(f"nodule {spec.texture} {spec.diameter_mm:g} mm (inserted equivalent diameter {d:.2f} mm) at RAS "
           f"({', '.join(f'{v:.1f}' for v in info['ras'])}); wrote {', '.join(written)}")
@@ -202,7 +214,8 @@ def register(sub) -> None:
         "nodule",
         help="insert a synthetic lung nodule into a chest CT or radiograph",
         description="CT (3D, HU): the nodule is blended in HU at the RAS point. Radiograph (2D; DICOM, PNG, "
-        "JPEG; MONOCHROME1 handled): its projected attenuation is added in the log domain; z is ignored.",
+        "JPEG; MONOCHROME1 handled): its projected attenuation is added in the log domain; z is ignored. A centre "
+        "outside the estimated lung fields is written all the same, with a warning.",
     )
     p.add_argument("input", help="CT volume or radiograph")
     p.add_argument("output", help=f"output image (.nrrd/.nii.gz/.mha; .png for radiographs); {PARENT_RULE}")
@@ -210,6 +223,10 @@ def register(sub) -> None:
     where.add_argument("--ras", nargs=3, type=finite_float, metavar=("X", "Y", "Z"), help="centre in RAS mm")
     where.add_argument("--ijk", nargs="+", type=finite_float, metavar="I",
                        help="centre as voxel/pixel index: I J K for a CT, I J for a radiograph")
+    where.add_argument("--suggest", nargs="?", type=int, const=0, default=None, metavar="SEED",
+                       help="centre at a suggested lung point where the nodule fits (printed): without SEED (or 0) "
+                       "the one nearest the middle of the image (CT) or of the right lung field (radiograph), other "
+                       "seeds random ones")
     p.add_argument("--diameter", dest="diameter_mm", type=finite_float, default=10.0,
                    help="equivalent-sphere diameter [3..30 mm] (default 10)")
     add_arguments(p, NODULE_PARAMS, skip=("diameter_mm",))

@@ -63,13 +63,14 @@ def nodule_part(out_dir: Path, reporter) -> List[Path]:
                              out_dir / "ct_nodule_overview.png"))
     facts = {"ct": {"host": ct.source, "info": info}}
     reporter.step(0.25, "nodule: five sizes")
-    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(diameter_mm=d, texture="solid"))[0], ras)
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(diameter_mm=d, texture="solid"), lung_check=False)[0], ras)
              for d in (5.0, 10.0, 15.0, 20.0, 25.0)]
     written.append(write_png(montage(tiles), out_dir / "ct_five_sizes.png"))
     reporter.step(0.4, "nodule: three textures")
-    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture=t))[0], ras) for t in ("solid", "part-solid", "ggo")]
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture=t), lung_check=False)[0], ras)
+             for t in ("solid", "part-solid", "ggo")]
     written.append(write_png(montage(tiles), out_dir / "ct_three_textures.png"))
-    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture="solid", **{a: v}))[0], ras)
+    tiles = [ct_tile(insert_ct(ct.volume, ras, spec.with_(texture="solid", **{a: v}), lung_check=False)[0], ras)
              for a in ("sphericity", "lobulation", "spiculation") for v in (-2.5, 2.5)]
     written.append(write_png(montage(tiles), out_dir / "ct_sliders_minus_plus.png"))
     # shape gallery at fine spacing: rows sphericity, lobulation, spiculation; columns -3 .. +3

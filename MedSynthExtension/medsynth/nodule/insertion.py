@@ -151,6 +151,16 @@ class CTContext:
         sample = arr.reshape(-1)[::step]
         self.looks_like_hu = bool(np.min(sample) < -500)
         self._stats: Dict[Tuple[int, int, int], Dict[str, float]] = {}
+        self._lung_places: Any = None
+
+    @property
+    def lung_places(self):
+        """The lung of this CT (:class:`.candidates.CTPlaces`), found on first use."""
+        if self._lung_places is None:
+            from .candidates import CTPlaces
+
+            self._lung_places = CTPlaces(self.volume)
+        return self._lung_places
 
     def outside_body(self, center_kji: np.ndarray) -> bool:
         """Whether the point lies in air (below -400 HU) that reaches the border of its axial slice, in a slice that
@@ -196,7 +206,7 @@ def _noise_seed(center_voxel) -> int:
 
 
 def _ct_region(ctx: CTContext, center_kji: np.ndarray, spec: NoduleSpec, model, host: np.ndarray,
-               bank: NoiseBank, check: bool) -> RegionResult:
+               bank: NoiseBank, check: bool, lung_check: bool = False) -> RegionResult:
     fld = _field(model, spec)
     r = rasterize(fld, spec.diameter_mm, ctx.spacing_kji, center_kji, host.shape, spec.core_fraction,
                   model.unit_voxels, model.sdf_clip)
@@ -209,6 +219,8 @@ def _ct_region(ctx: CTContext, center_kji: np.ndarray, spec: NoduleSpec, model, 
     vals, alpha = composite_ct(host_roi, r.frac, r.core, spec.solid_hu, spec.ggo_hu, lung_hu, st["noise_hp_mad"], noise)
     new = np.where(alpha > 0, to_dtype(vals, host.dtype), host_roi)
     info = _ct_info(ctx, center_kji, spec, r, st, lung_hu, model)
+    if lung_check:
+        _lung_field_check(ctx, info)
     if check:
         info["warnings"].extend(_lung_warnings(host_roi, r, st, ctx))
     return RegionResult(r.roi, new, r.mask, info)
@@ -284,22 +296,28 @@ def insert_ct_region(
     host: Optional[np.ndarray] = None,
     check: bool = False,
     bank: Optional[NoiseBank] = None,
+    lung_check: bool = False,
 ) -> RegionResult:
     """Compute only the nodule's region of a CT: new values and mask for ``roi`` (nothing is written).
 
     ``host`` (default ``volume.array``) is the array the nodule is blended into (a session passes its
     current base, with earlier nodules).  ``check`` adds the lung-connectivity warning (a few ms).
+    ``lung_check`` adds ``info["lung_fields"]`` and a warning when the centre lies outside the estimated lung
+    (:func:`.candidates.check_lung_point`; the lung is found once per context).
     """
     spec = check_spec(spec)
     ctx = context if context is not None else CTContext(volume)
     center = _center_ijk(volume, ras, two_d=False)[::-1]
     return _ct_region(ctx, center, spec, _model(model), volume.array if host is None else host,
-                      bank or NOISE_BANK, check)
+                      bank or NOISE_BANK, check, lung_check)
 
 
-def insert_ct(volume: Volume, ras: Sequence[float], spec: Any, model=None) -> Tuple[Volume, Volume, Dict[str, Any]]:
-    """A new CT with the nodule at ``ras`` (HU), its mask (uint8 labelmap, 1 = nodule) and facts; input untouched."""
-    res = insert_ct_region(volume, ras, spec, model=model, check=True)
+def insert_ct(volume: Volume, ras: Sequence[float], spec: Any, model=None, lung_check: bool = True,
+              context: Optional[CTContext] = None) -> Tuple[Volume, Volume, Dict[str, Any]]:
+    """A new CT with the nodule at ``ras`` (HU), its mask (uint8 labelmap, 1 = nodule) and facts; input untouched.
+    ``lung_check``: warn when the centre lies outside the estimated lung (see :func:`insert_ct_region`);
+    ``context``: a :class:`CTContext` of ``volume`` already made (its lung is reused)."""
+    res = insert_ct_region(volume, ras, spec, model=model, context=context, check=True, lung_check=lung_check)
     out = volume.array.copy()
     out[res.roi] = res.values
     mask = np.zeros(volume.array.shape, np.uint8)
@@ -358,9 +376,31 @@ class CXRContext:
             self.log_gain = float(max(hi - lo, 1e-6) / CXR_LOG_RANGE)
             self.gain_assumed = True
         self.sign = -1.0 if photometric == "MONOCHROME1" else 1.0
+        self._lung_places: Any = None
+
+    @property
+    def lung_places(self):
+        """The lung fields of this radiograph (:class:`.candidates.CXRPlaces`), found on first use."""
+        if self._lung_places is None:
+            from .candidates import CXRPlaces
+
+            self._lung_places = CXRPlaces(self.volume, self.spacing_ji[1], self.photometric)
+        return self._lung_places
 
 
-def _cxr_region(ctx: CXRContext, center_ji: np.ndarray, spec: NoduleSpec, model, host: np.ndarray) -> RegionResult:
+def _lung_field_check(ctx: Any, info: Dict[str, Any]) -> None:
+    """Whether the nodule's centre lies in the estimated lung fields: ``info["lung_fields"]`` and, outside them, a
+    warning (CT only when the image looks like HU: the lung estimate thresholds HU)."""
+    if isinstance(ctx, CTContext) and not ctx.looks_like_hu:
+        return
+    check = ctx.lung_places.check(info["ras"])
+    info["lung_fields"] = check.to_dict()
+    if check.warning:
+        info["warnings"].append(check.warning)
+
+
+def _cxr_region(ctx: CXRContext, center_ji: np.ndarray, spec: NoduleSpec, model, host: np.ndarray,
+                lung_check: bool = False) -> RegionResult:
     fld = _field(model, spec)
     sj, si = ctx.spacing_ji
     r = rasterize(fld, spec.diameter_mm, (1.0, sj, si), (0.0, center_ji[0], center_ji[1]), (1,) + host.shape[1:],
@@ -401,6 +441,8 @@ def _cxr_region(ctx: CXRContext, center_ji: np.ndarray, spec: NoduleSpec, model,
         "model": f"{model.entry.id} {model.entry.version}",
         "warnings": warnings,
     }
+    if lung_check:
+        _lung_field_check(ctx, info)
     full_mask = r.mask[None]
     return RegionResult(roi, new, full_mask, info)
 
@@ -415,12 +457,16 @@ def insert_cxr_region(
     model=None,
     context: Optional[CXRContext] = None,
     host: Optional[np.ndarray] = None,
+    lung_check: bool = False,
 ) -> RegionResult:
-    """Compute only the nodule's region of a radiograph (z of ``ras`` ignored); nothing is written."""
+    """Compute only the nodule's region of a radiograph (z of ``ras`` ignored); nothing is written.
+    ``lung_check`` adds ``info["lung_fields"]`` and a warning when the centre lies outside the estimated lung
+    fields (:func:`.candidates.check_lung_point`; the lung fields are found once per context)."""
     spec = check_spec(spec)
     ctx = context if context is not None else CXRContext(volume, photometric, pixel_spacing_mm, log_gain)
     ijk = _center_ijk(volume, ras, two_d=True)
-    return _cxr_region(ctx, np.array([ijk[1], ijk[0]]), spec, _model(model), volume.array if host is None else host)
+    return _cxr_region(ctx, np.array([ijk[1], ijk[0]]), spec, _model(model), volume.array if host is None else host,
+                       lung_check)
 
 
 def insert_cxr(
@@ -431,9 +477,14 @@ def insert_cxr(
     pixel_spacing_mm: Optional[Sequence[float]] = None,
     log_gain: Optional[float] = None,
     model=None,
+    lung_check: bool = True,
+    context: Optional[CXRContext] = None,
 ) -> Tuple[Volume, Volume, Dict[str, Any]]:
-    """A new radiograph with the nodule's projected attenuation added in the log domain, its mask, facts."""
-    res = insert_cxr_region(volume, ras, spec, photometric, pixel_spacing_mm, log_gain, model)
+    """A new radiograph with the nodule's projected attenuation added in the log domain, its mask, facts.
+    ``lung_check``: warn when the centre lies outside the estimated lung fields (see :func:`insert_cxr_region`);
+    ``context``: a :class:`CXRContext` of ``volume`` already made (it holds photometric, spacing and gain)."""
+    res = insert_cxr_region(volume, ras, spec, photometric, pixel_spacing_mm, log_gain, model, context=context,
+                            lung_check=lung_check)
     out = volume.array.copy()
     out[res.roi] = res.values
     mask = np.zeros(volume.array.shape, np.uint8)
@@ -500,8 +551,11 @@ class NoduleSession:
     def _label(self) -> int:
         return min(len(self._undo) + 1, 255)
 
-    def update(self, spec: Any, ras: Optional[Sequence[float]] = None, check: bool = False) -> RegionResult:
-        """Recompute the pending nodule for ``spec`` (and ``ras`` if given) and write it into :attr:`output`."""
+    def update(self, spec: Any, ras: Optional[Sequence[float]] = None, check: bool = False,
+               lung_check: bool = True) -> RegionResult:
+        """Recompute the pending nodule for ``spec`` (and ``ras`` if given) and write it into :attr:`output`.
+        ``lung_check``: warn when the centre lies outside the estimated lung (fields); the lung is found at the
+        first update, later ones only look the point up."""
         spec = check_spec(spec)
         if ras is not None:
             self.set_point(ras)
@@ -509,9 +563,9 @@ class NoduleSession:
             raise InputError("place a point first (set_point or the ras argument)")
         ijk = _center_ijk(self.volume, self.ras, self.two_d)
         if self.two_d:
-            res = _cxr_region(self.context, np.array([ijk[1], ijk[0]]), spec, self.model, self._base)
+            res = _cxr_region(self.context, np.array([ijk[1], ijk[0]]), spec, self.model, self._base, lung_check)
         else:
-            res = _ct_region(self.context, ijk[::-1], spec, self.model, self._base, self.bank, check)
+            res = _ct_region(self.context, ijk[::-1], spec, self.model, self._base, self.bank, check, lung_check)
         self._restore_pending()
         self.output[res.roi] = res.values
         lab = self.labels[res.roi]

@@ -46,21 +46,15 @@ def parse_set(text: str) -> Tuple[str, Any]:
 
 
 def lung_point(host, diameter_mm: float, pixel_spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
-    """A lung point near the middle of the image (CT) or of the right lung field (radiograph), as the demo picks."""
-    from .candidates import CTPlaces, CXRPlaces
-    from .insertion import CXRContext
+    """A lung point near the middle of the image (CT) or of the right lung field (radiograph): the first suggestion
+    of :func:`.candidates.suggest_lung_point`, as every face makes it."""
+    from .candidates import suggest_lung_point
 
-    if host.kind == "ct":
-        pts = CTPlaces(host.volume).points(diameter_mm, max_points=300, seed=1)
-        target = host.volume.center_ras()
-    else:
-        ctx = CXRContext(host.volume, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm)
-        pts = CXRPlaces(host.volume, ctx.spacing_ji[1], host.photometric).points(diameter_mm, max_points=300, seed=2)
-        nj, ni = host.volume.array.shape[1:]
-        target = host.volume.ijk_to_ras_points([0.3 * ni, 0.45 * nj, 0])[0]
-    if len(pts) == 0:
-        raise InputError(f"no lung found in {Path(host.source).name} for a {diameter_mm:g} mm nodule: give --ras")
-    return pts[int(np.argmin(np.linalg.norm(pts - target, axis=1)))]
+    try:
+        return suggest_lung_point(host.volume, diameter_mm, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm)
+    except InputError:
+        raise InputError(f"no lung found in {Path(host.source).name} for a {diameter_mm:g} mm nodule: give --ras"
+                         ) from None
 
 
 LUNG_WINDOW = (-1200.0, 200.0)
@@ -115,10 +109,10 @@ def _tile(host, spec: NoduleSpec, ras, fov_mm: float, window: Optional[Sequence[
     from .insertion import insert_ct, insert_cxr
 
     if host.kind == "ct":
-        new = insert_ct(host.volume, ras, spec, model=model)[0]
+        new = insert_ct(host.volume, ras, spec, model=model, lung_check=False)[0]  # tiles: no warnings shown
         return ct_tile(new, ras, fov_mm, LUNG_WINDOW if window is None else window)
     new, _mask, info = insert_cxr(host.volume, ras, spec, host.photometric, pixel_spacing_mm or host.pixel_spacing_mm,
-                                  model=model)
+                                  model=model, lung_check=False)
     spacing = float(info["pixel_spacing_mm"][1])  # (row, column) mm
     return cxr_tile(host, new.array[0], (info["ijk"][1], info["ijk"][0]), spacing, fov=fov_mm, window=window)
 
