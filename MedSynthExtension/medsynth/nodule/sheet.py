@@ -15,34 +15,22 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import sheets
 from ..errors import InputError
+from ..sheets import MAX_TILES, SHEET_SUFFIXES, Vary
 from .params import NODULE_PARAMS, NoduleSpec
 
-SHEET_SUFFIXES = (".png", ".pdf")
-MAX_TILES = 60
-_BY_NAME = {p.name: p for p in NODULE_PARAMS}
+ALIASES = {"diameter": "diameter_mm"}
 
 
-def parse_vary(text: str) -> Tuple[str, List[Any]]:
-    """``NAME=v1,v2,...`` -> (name, checked values); names and ranges from the parameter declarations."""
-    name, sep, values = str(text).partition("=")
-    name = name.strip().replace("-", "_")
-    if name == "diameter":
-        name = "diameter_mm"
-    if not sep or not values.strip():
-        raise InputError(f"--vary {text!r}: give NAME=v1,v2,... (e.g. diameter=5,10,20)")
-    if name not in _BY_NAME:
-        raise InputError(f"--vary {text!r}: unknown parameter {name!r}; one of {', '.join(_BY_NAME)}")
-    items = [v.strip() for v in values.split(",") if v.strip()]
-    return name, [_BY_NAME[name].check(v) for v in items]
+def parse_vary(text: str) -> Vary:
+    """``NAME=v1,v2,...`` -> (name, checked values); names and ranges from the nodule parameter declarations."""
+    return sheets.parse_vary(text, NODULE_PARAMS, ALIASES)
 
 
 def parse_set(text: str) -> Tuple[str, Any]:
     """``NAME=VALUE`` for a parameter that stays fixed."""
-    name, values = parse_vary(text)
-    if len(values) != 1:
-        raise InputError(f"--set {text!r}: one value (use --vary for several)")
-    return name, values[0]
+    return sheets.parse_set(text, NODULE_PARAMS, ALIASES)
 
 
 def lung_point(host, diameter_mm: float, pixel_spacing_mm: Optional[Sequence[float]] = None) -> np.ndarray:
@@ -117,16 +105,10 @@ def _tile(host, spec: NoduleSpec, ras, fov_mm: float, window: Optional[Sequence[
     return cxr_tile(host, new.array[0], (info["ijk"][1], info["ijk"][0]), spacing, fov=fov_mm, window=window)
 
 
-def _fmt(name: str, value: Any) -> str:
-    p = _BY_NAME[name]
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{p.label.lower()} {text}{(' ' + p.unit) if p.unit and p.unit != 'SD' else ''}"
-
-
 def nodule_sheet(
     image: os.PathLike,
     out: os.PathLike,
-    vary: Sequence[Tuple[str, Sequence[Any]]],
+    vary: Sequence[Vary],
     fixed: Optional[Dict[str, Any]] = None,
     ras: Optional[Sequence[float]] = None,
     window: Optional[Sequence[float]] = None,
@@ -135,29 +117,13 @@ def nodule_sheet(
     progress=None,
 ) -> Dict[str, Any]:
     """Write the sheet to ``out`` (.png or .pdf, atomically); returns its facts (tiles, centre, model)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_output, suffix_of
     from ..progress import Reporter
     from .images import read_host
     from .shape import default_shape_model
 
-    if suffix_of(out) not in SHEET_SUFFIXES:
-        raise InputError(f"cannot write a sheet as '{Path(out).name}'; use {' or '.join(SHEET_SUFFIXES)}")
-    if not 1 <= len(vary) <= 2:
-        raise InputError("give one or two --vary NAME=v1,v2,... (columns, then rows)")
-    if len(vary) == 2 and vary[0][0] == vary[1][0]:
-        raise InputError(f"--vary {vary[0][0]} is given twice")
+    sheets.check_out(out)
     fixed = dict(fixed or {})
-    for name, _ in vary:
-        if name in fixed:
-            raise InputError(f"{name} is both varied and set")
-    cols, rows = vary[0], (vary[1] if len(vary) == 2 else ("", [None]))
-    if len(cols[1]) * len(rows[1]) > MAX_TILES:
-        raise InputError(f"{len(cols[1]) * len(rows[1])} tiles; at most {MAX_TILES} fit on a sheet")
+    cols, rows = sheets.grid_of(vary, fixed)
     base = NoduleSpec.from_values(fixed)
     host = read_host(image)
     spacing = (float(pixel_spacing_mm),) * 2 if pixel_spacing_mm else None  # radiographs without it in the file
@@ -172,38 +138,25 @@ def nodule_sheet(
         window = cxr_window(host, host.volume.array[0], (j, i), ps, fov)
     model = default_shape_model()
     rep = Reporter(progress)
-    n_tiles = len(cols[1]) * len(rows[1])
-    fig, axes = plt.subplots(len(rows[1]), len(cols[1]), squeeze=False, layout="constrained")
-    tiles = []
-    for r, rv in enumerate(rows[1]):
-        for c, cv in enumerate(cols[1]):
-            rep.step(len(tiles) / n_tiles, f"tile {len(tiles) + 1}/{n_tiles}")
-            changes = {cols[0]: cv}
-            if rows[0]:
-                changes[rows[0]] = rv
-            spec = base.with_(**changes)
-            img = _tile(host, spec, centre, fov, window, model, spacing)
-            ax = axes[r][c]
-            ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(", ".join(_fmt(k, v) for k, v in changes.items()), fontsize=7)
-            tiles.append({k: v for k, v in changes.items()})
+    grid = sheets.settings(cols, rows)
+    n_tiles = sum(len(r) for r in grid)
+    tiles, captions, facts = [], [], []
+    for row in grid:
+        t_row, c_row = [], []
+        for changes in row:
+            rep.step(len(facts) / n_tiles, f"tile {len(facts) + 1}/{n_tiles}")
+            t_row.append(_tile(host, base.with_(**changes), centre, fov, window, model, spacing))
+            c_row.append(sheets.caption(NODULE_PARAMS, changes))
+            facts.append(dict(changes))
+        tiles.append(t_row)
+        captions.append(c_row)
     entry = model.entry
-    fixed_text = ", ".join(_fmt(k, v) for k, v in base.to_dict().items() if k not in dict(vary))
-    import textwrap
-
-    title = [f"{Path(host.source).name}: nodule at RAS ({', '.join(f'{v:.0f}' for v in centre)}), field {fov:.0f} mm"]
-    title += textwrap.wrap(fixed_text, width=max(40, 24 * len(cols[1])))
-    title.append(f"MedSynth NoduleSynth, shape model {entry.id} {entry.version}")
-    fig.set_size_inches(max(4.5, 2.2 * len(cols[1])), 2.45 * len(rows[1]) + 0.14 * len(title))
-    fig.suptitle("\n".join(title), fontsize=7)
-    target = Path(out)
-    with atomic_output(target) as tmp:
-        fig.savefig(str(tmp), dpi=150, format=suffix_of(target).lstrip("."))
-    plt.close(fig)
+    fixed_text = sheets.caption(NODULE_PARAMS, {k: v for k, v in base.to_dict().items() if k not in dict(vary)})
+    title = [f"{Path(host.source).name}: nodule at RAS ({', '.join(f'{v:.0f}' for v in centre)}), field {fov:.0f} mm",
+             fixed_text, f"MedSynth NoduleSynth, shape model {entry.id} {entry.version}"]
+    target = sheets.write_grid(out, tiles, captions, title)
     rep.step(1.0, f"{n_tiles} tiles")
-    return {"out": str(target), "tiles": tiles, "ras": [float(v) for v in centre], "fov_mm": fov,
+    return {"out": str(target), "tiles": facts, "ras": [float(v) for v in centre], "fov_mm": fov,
             "model": f"{entry.id} {entry.version}", "kind": host.kind}
 
 
