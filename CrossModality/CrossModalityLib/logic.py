@@ -330,7 +330,7 @@ class CrossModalityLogic:
             cancel.raise_if_cancelled()
         return self.finish_ct(mr_node, ct)
 
-    def muMap(self, ct_node: Any, kvp: int = 120) -> Any:
+    def muMap(self, ct_node: Any, kvp: Any = "120") -> Any:
         """The linear attenuation coefficient at 511 keV (cm^-1) of a CT (or synthetic CT) node, as a new node."""
         from medsynth.mrct import mu_map
 

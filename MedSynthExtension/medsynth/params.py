@@ -2,7 +2,7 @@
 
 From one tuple of :class:`Param` the faces derive what they need: command-line
 options (:func:`add_arguments`), validation with clear errors (:func:`validate`),
-defaults, the Slicer parameter node (``medsynth_mrml.parameters``), the checks that
+defaults, the Slicer parameter node (``medsynth_slicer.parameters``), the checks that
 the module's .ui file has a widget for each parameter with the declared range, and
 the studio's web controls.
 """
@@ -119,24 +119,34 @@ def validate(params: Sequence[Param], values: Mapping[str, Any]) -> Dict[str, An
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser, params: Iterable[Param], skip: Iterable[str] = ()) -> None:
-    """Add one ``--option`` per parameter (defaults from the declaration)."""
-    skip = set(skip)
+def add_arguments(parser: argparse.ArgumentParser, params: Iterable[Param], skip: Iterable[str] = (),
+                  options: Optional[Mapping[str, str]] = None, required: Iterable[str] = (),
+                  lenient: Iterable[str] = ()) -> None:
+    """Add one ``--option`` per parameter (defaults, ranges, choices and help from the declaration).
+
+    ``options`` renames an option (``{"cell_class": "--class"}``); a parameter in ``required`` must be given (no
+    default: for values that have no sensible default on the command line, such as a target spacing); for one in
+    ``lenient`` argparse does not enforce the choices, because the command first normalises the spelling (e.g.
+    "nilm" -> "NILM") and then checks the value against the declaration."""
+    skip, required, options, lenient = set(skip), set(required), dict(options or {}), set(lenient)
     for p in params:
         if p.name in skip:
             continue
         text = p.help or p.label
         if p.minimum is not None or p.maximum is not None:
             text += f" [{p.minimum:g}..{p.maximum:g}{(' ' + p.unit) if p.unit else ''}]"
-        text += f" (default {p.default})"
+        text += " (required)" if p.name in required else f" (default {p.default})"
         text = text.replace("%", "%%")  # argparse formats help with %
+        flag = options.get(p.name, p.option)
         if p.kind is bool:
-            parser.add_argument(p.option, dest=p.name, action=argparse.BooleanOptionalAction, default=p.default, help=text)
+            parser.add_argument(flag, dest=p.name, action=argparse.BooleanOptionalAction, default=p.default, help=text)
         else:
             kind = finite_float if p.kind is float else p.kind
-            parser.add_argument(
-                p.option, dest=p.name, type=kind, default=p.default, choices=p.choices or None, help=text
-            )
+            extra: Dict[str, Any] = {"required": True} if p.name in required else {"default": p.default}
+            choices = None if p.name in lenient else (p.choices or None)
+            if p.choices and p.name in lenient:
+                text += f"; one of {', '.join(p.choices)}".replace("%", "%%")
+            parser.add_argument(flag, dest=p.name, type=kind, choices=choices, help=text, **extra)
 
 
 def from_namespace(params: Sequence[Param], ns: argparse.Namespace) -> Dict[str, Any]:

@@ -1,6 +1,6 @@
 """The ``medsynth`` command line: one module per subcommand, each with ``register(subparsers)``.
 
-A module issue adds its command module to :data:`COMMAND_MODULES` and, for the demo,
+A new package adds its command module to :data:`COMMAND_MODULES` and, for the demo,
 a part to ``medsynth.commands.demo.DEMO_PARTS``.
 """
 

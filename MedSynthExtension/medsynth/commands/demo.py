@@ -1,7 +1,7 @@
 """``medsynth demo``: the main job on a fresh machine. Runs each module's part on the
 shipped sample data, writes outputs and PNG overviews to a folder, and prints where.
 
-A module issue appends ``(name, function)`` to :data:`DEMO_PARTS`; the function takes
+A package appends ``(name, function)`` to :data:`DEMO_PARTS`; the function takes
 ``(out_dir, reporter)`` and returns the paths it wrote.
 """
 

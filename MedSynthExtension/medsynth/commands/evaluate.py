@@ -1,6 +1,6 @@
 """``medsynth evaluate WHAT ...``: measured comparisons against baselines, run on demand.
 
-A module issue adds a module to :data:`EVALUATOR_MODULES`; each has
+A package adds a module to :data:`EVALUATOR_MODULES`; each has
 ``register(subparsers)`` adding its ``evaluate`` sub-subcommand.
 """
 

@@ -1,4 +1,5 @@
-"""``medsynth cells --class NAME --count N --out DIR [--seed S] [--naming herlev|bethesda]``."""
+"""``medsynth cells --out DIR [--class NAME] [--count N] [--seed S] [--naming herlev|bethesda]`` (options from
+:data:`~medsynth.cyto.params.CYTO_PARAMS`) and ``medsynth sheet cells``."""
 
 from __future__ import annotations
 
@@ -36,15 +37,11 @@ def register(sub) -> None:
         "Cell n of a request uses seed S + n, so any cell can be made again alone. --class all writes COUNT cells "
         "of every class of the naming (a class-balanced training set).",
     )
-    p.add_argument("--class", dest="cell_class", required=True,
-                   help="a Herlev class (e.g. severe_dysplastic), a Bethesda category (NILM, LSIL, HSIL, carcinoma) or all")
-    p.add_argument("--count", type=int, required=True,
-                   help="cells to write (per class for 'all') [1..10000]")
+    add_arguments(p, CYTO_PARAMS, skip=("patch_px", "blend"), options={"cell_class": "--class"},
+                  lenient=("cell_class",))
     p.add_argument("--out", required=True, help="output folder (created when missing); cells are written in runs of "
                    "up to 64 whose PNGs appear together; after an error or Ctrl-C only whole runs remain, listed in "
                    "cells.csv")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first cell [0..999999] (default 0)")
-    p.add_argument("--naming", default="bethesda", help="labels in the CSV and folder names: herlev or bethesda")
     p.add_argument("--model", default="cellgan", help="generator model id (default cellgan)")
     add_arguments(p, WORKER_PARAMS)
     p.set_defaults(func=run)

@@ -18,8 +18,9 @@ from .synthesis import check_mr, synthesize, synthesize_ct
 MRCT_PARAMS = (
     Param("tile", int, 96, "Tile size", minimum=32, maximum=512, step=16, unit="voxels",
           help="edge of the tiles the MR is processed in, in 2 mm voxels (memory; the result does not depend on it)"),
-    Param("kvp", int, 120, "CT tube voltage", minimum=80, maximum=140, step=10, unit="kVp",
-          help="tube voltage whose bone scaling the mu-map uses (80, 100, 110, 120, 130 or 140; synthetic CT: 120)"),
+    Param("kvp", str, "120", "CT tube voltage", choices=("80", "100", "110", "120", "130", "140"), unit="kVp",
+          help="tube voltage whose bone scaling the mu-map uses (the kVp values of Carney et al. 2006; synthetic CT: "
+               "120)"),
 )
 
 __all__ = ["MRCT_PARAMS", "check_mr", "hu_to_mu", "mu_map", "synthesize", "synthesize_ct"]

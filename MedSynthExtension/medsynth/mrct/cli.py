@@ -57,5 +57,5 @@ def register(sub) -> None:
     q = sub.add_parser("mumap", help="linear attenuation map at 511 keV (cm^-1) of a CT in HU (Carney et al. 2006)")
     q.add_argument("ct", help="CT (or synthetic CT) in Hounsfield units")
     q.add_argument("out", help=f"mu-map output file (.nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd; {PARENT_RULE})")
-    q.add_argument("--kvp", type=int, default=120, choices=(80, 100, 110, 120, 130, 140), help="CT tube voltage")
+    add_arguments(q, MRCT_PARAMS, skip=("tile",))
     q.set_defaults(func=run_mumap)

@@ -227,9 +227,7 @@ def register(sub) -> None:
                        help="centre at a suggested lung point where the nodule fits (printed): without SEED (or 0) "
                        "the one nearest the middle of the image (CT) or of the right lung field (radiograph), other "
                        "seeds random ones")
-    p.add_argument("--diameter", dest="diameter_mm", type=finite_float, default=10.0,
-                   help="equivalent-sphere diameter [3..30 mm] (default 10)")
-    add_arguments(p, NODULE_PARAMS, skip=("diameter_mm",))
+    add_arguments(p, NODULE_PARAMS, options={"diameter_mm": "--diameter"})
     p.add_argument("--mask", default=None, help="also write the nodule mask here (an image format)")
     p.add_argument("--json", default=None, help="also write the facts (size reached, warnings, ...) as .json")
     p.add_argument("--pixel-spacing", type=positive_float, nargs="+", default=None,

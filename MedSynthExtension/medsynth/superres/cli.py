@@ -58,13 +58,8 @@ def register(sub) -> None:
     p.add_argument("input", help="input volume (NIfTI, NRRD, MHA, DICOM folder), or a folder of volumes (a batch)")
     p.add_argument("output", help=f"output volume; the format follows the suffix ({PARENT_RULE}); for a folder of "
                    "volumes, an output folder (each volume under its own name)")
-    add_arguments(p, SUPERRES_PARAMS)
+    add_arguments(p, SUPERRES_PARAMS, required=("spacing",))  # the spacing has no sensible default: ask for it
     add_arguments(p, WORKER_PARAMS)
-    for action in p._actions:  # the spacing has no sensible default: ask for it
-        if action.dest == "spacing":
-            action.required = True
-            action.default = None
-            action.help = (action.help or "").replace(" (default 1.0)", " (required)")
     p.set_defaults(func=run)
 
 
