@@ -82,3 +82,19 @@ def test_the_device_flag_is_set_before_the_command_runs(monkeypatch) -> None:
     monkeypatch.setattr(runtime, "set_device", lambda d: seen.append(d))
     rc = main(["--device", "cpu", "metaad", "/nonexistent/f.nii.gz", "/tmp/never/m.nii.gz"])
     assert rc == 2 and seen == ["cpu"]
+
+
+def test_info_names_versions_without_importing_the_heavy_packages():
+    """``medsynth info`` reads versions from package metadata: torch, MONAI, VTK and Slicer are not imported."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from medsynth.commands.info import collect; v = collect()['versions']; "
+            "print(sorted(m for m in ('torch', 'monai', 'vtk', 'slicer') if m in sys.modules)); print(v['numpy'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded, numpy_version = out.stdout.splitlines()[-2:]
+    assert loaded == "[]"
+    import numpy
+
+    assert numpy_version == numpy.__version__

@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import platform
 import sys
+
+
+#: module -> the distributions that may provide it (versions are read from their metadata: nothing is imported, so
+#: ``medsynth info`` does not load torch, MONAI, VTK or Slicer just to name their versions)
+DISTRIBUTIONS = {
+    "numpy": ("numpy",),
+    "SimpleITK": ("simpleitk", "SimpleITK"),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "onnx": ("onnx",),
+    "torch": ("torch",),
+    "monai": ("monai", "monai-weekly"),
+    "vtk": ("vtk",),
+    "slicer": ("slicer-core",),
+}
+
+
+def installed_version(module: str, dists) -> "str | None":
+    """The version of the first installed distribution among ``dists`` that provides ``module``; "present" for a
+    module found without package metadata (e.g. inside Slicer); None when absent."""
+    import importlib.metadata
+    import importlib.util
+
+    for d in dists:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        return "present" if importlib.util.find_spec(module) is not None else None
+    except (ImportError, ValueError):
+        return None
 
 
 def collect() -> dict:
     from .. import __version__, runtime
 
     versions = {"medsynth": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "SimpleITK", "onnxruntime", "onnx", "torch", "monai", "vtk", "slicer"):
-        try:
-            m = importlib.import_module(mod)
-            versions[mod] = str(getattr(m, "__version__", getattr(m, "Version", "present")))
-        except Exception:  # noqa: BLE001 - any import failure means "not available"
-            versions[mod] = None
+    for mod, dists in DISTRIBUTIONS.items():
+        versions[mod] = installed_version(mod, dists)
     try:
         providers = runtime.providers_for()
     except Exception as exc:  # noqa: BLE001
