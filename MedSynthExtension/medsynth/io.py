@@ -1,7 +1,8 @@
 """Reading and writing volumes with SimpleITK.
 
 SimpleITK (like ITK and DICOM) works in LPS; the engine works in RAS.  The change
-is made here and nowhere else: :func:`volume_from_sitk` and :func:`volume_to_sitk`.
+is made here and nowhere else: :func:`volume_from_sitk` and :func:`volume_to_sitk` for images,
+:func:`transform_lps_ras` for SimpleITK point mappings and :func:`vectors_ras_to_lps` for displacement vectors.
 
 Supported: NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd),
 PNG/JPEG (2D, grey or RGB), single DICOM files and DICOM series folders (read only).
@@ -91,6 +92,19 @@ def volume_to_sitk(volume: Volume, two_d: bool = False) -> sitk.Image:
     image.SetOrigin([float(x) for x in ijk_to_lps[:3, 3]])
     image.SetDirection([float(x) for x in direction.ravel()])
     return image
+
+
+def transform_lps_ras(matrix: np.ndarray) -> np.ndarray:
+    """A 4x4 point mapping written in LPS (SimpleITK transforms) rewritten in RAS, or back: the flip is its own
+    inverse."""
+    return LPS_TO_RAS @ np.asarray(matrix, dtype=float) @ LPS_TO_RAS
+
+
+def vectors_ras_to_lps(vectors: np.ndarray) -> np.ndarray:
+    """Displacement vectors (last axis x, y, z) from RAS to LPS (or back), as a new array."""
+    out = np.array(vectors, dtype=np.float64, copy=True)
+    out[..., :2] *= -1.0
+    return out
 
 
 # --------------------------------------------------------------------------- reading

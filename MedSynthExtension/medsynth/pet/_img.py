@@ -38,12 +38,6 @@ def from_sitk(image: sitk.Image, like: Volume, name: Optional[str] = None) -> Vo
     return Volume(out.array, like.ijk_to_ras.copy(), out.name, out.modality)
 
 
-def lps_to_ras_matrix(m_lps: np.ndarray) -> np.ndarray:
-    """A 4x4 point mapping in LPS written in RAS (and vice versa: the flip is its own inverse)."""
-    f = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return f @ np.asarray(m_lps, dtype=float) @ f
-
-
 def affine_to_matrix(transform: sitk.Transform) -> np.ndarray:
     """The 4x4 (LPS) matrix of a SimpleITK matrix-offset transform (Euler, Similarity, Affine...)."""
     t = transform.Downcast() if hasattr(transform, "Downcast") else transform

@@ -25,7 +25,8 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..progress import Reporter
 from ..volume import Volume
-from ._img import affine_to_matrix, from_sitk, lps_to_ras_matrix, matrix_to_affine, to_sitk_float
+from ..io import transform_lps_ras
+from ._img import affine_to_matrix, from_sitk, matrix_to_affine, to_sitk_float
 
 
 class RegistrationError(InputError):
@@ -343,7 +344,7 @@ def register_to_template(
         aff = transform if affine else _similarity_to_affine(transform, center)
     m_lps = affine_to_matrix(aff)
     final = matrix_to_affine(m_lps)
-    m_ras = lps_to_ras_matrix(m_lps)
+    m_ras = transform_lps_ras(m_lps)
     res = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     aligned = from_sitk(res, template, name=f"{moving.name}_mni")
     aligned = Volume(aligned.array, template.ijk_to_ras.copy(), aligned.name, moving.modality)

@@ -514,7 +514,9 @@ def deformation(p: SubjectParams, rng: Optional[np.random.Generator], atlas: Pet
         for n in range(3):
             f = gaussian_array(atlas.labels, rng.standard_normal(x.shape).astype(np.float32), 15.0)
             disp[..., n] += p.warp_mm * f / max(float(f.std()), 1e-6)
-    disp[..., :2] *= -1.0  # RAS -> LPS
+    from ..io import vectors_ras_to_lps
+
+    disp = vectors_ras_to_lps(disp)
     img = sitk.GetImageFromArray(disp, isVector=True)
     img.CopyInformation(to_sitk_float(atlas.labels.with_array(np.zeros(x.shape, np.float32))))
     return sitk.DisplacementFieldTransform(img)
