@@ -152,13 +152,12 @@ class MiningResult:
         return len([t for t in self.trials if not t.hit]) / max(len(self.trials), 1)
 
 
-def conspicuity(spec: NoduleSpec, lung_hu: float = -850.0) -> float:
+def conspicuity(spec: NoduleSpec, lung_hu: Optional[float] = None) -> float:
     """Diameter x mean attenuation contrast (mm x fraction of the solid contrast): larger = easier to see."""
-    from .texture import ggo_alpha
+    from .texture import LUNG_HU_DEFAULT, tissue_alpha
 
-    a = ggo_alpha(spec.ggo_hu, spec.solid_hu, lung_hu)
-    cf = spec.core_fraction
-    return float(spec.diameter_mm * (cf + a * (1.0 - cf)))
+    lung = LUNG_HU_DEFAULT if lung_hu is None else lung_hu
+    return float(spec.diameter_mm * tissue_alpha(1.0, spec.core_fraction, spec.ggo_hu, spec.solid_hu, lung))
 
 
 def _random_spec(rng: np.random.Generator, space: SearchSpace) -> NoduleSpec:

@@ -30,6 +30,7 @@ from .texture import (
     NoiseBank,
     composite_ct,
     ggo_alpha,
+    tissue_alpha,
     host_statistics,
     to_dtype,
 )
@@ -130,8 +131,7 @@ def make_nodule(spec: Any, spacing: Sequence[float] = (1.0, 1.0, 1.0), model=Non
     center = [(n - 1) / 2.0 for n in shape]
     r = rasterize(_field(mdl, spec), spec.diameter_mm, sp_kji, center, shape, spec.core_fraction,
                   mdl.unit_voxels, mdl.sdf_clip)
-    a = ggo_alpha(spec.ggo_hu, spec.solid_hu, background_hu)
-    alpha = r.core + a * (r.frac - r.core)
+    alpha = tissue_alpha(r.frac, r.core, spec.ggo_hu, spec.solid_hu, background_hu)
     hu = np.float32(background_hu) + alpha * np.float32(spec.solid_hu - background_hu)
     return hu.astype(np.float32), r.mask
 
@@ -405,9 +405,8 @@ def _cxr_region(ctx: CXRContext, center_ji: np.ndarray, spec: NoduleSpec, model,
     sj, si = ctx.spacing_ji
     r = rasterize(fld, spec.diameter_mm, (1.0, sj, si), (0.0, center_ji[0], center_ji[1]), (1,) + host.shape[1:],
                   spec.core_fraction, model.unit_voxels, model.sdf_clip, project_axis0=True)
-    a_ggo = ggo_alpha(spec.ggo_hu, spec.solid_hu, CXR_LUNG_HU)
     mu_per_mm = MU_WATER_PER_MM * (spec.solid_hu - CXR_LUNG_HU) / 1000.0
-    line = mu_per_mm * (r.core + a_ggo * (r.frac - r.core))  # ln attenuation added by the nodule
+    line = mu_per_mm * tissue_alpha(r.frac, r.core, spec.ggo_hu, spec.solid_hu, CXR_LUNG_HU)  # ln attenuation added
     roi = (slice(0, 1),) + tuple(r.roi)
     host_roi = host[roi][0]
     vals = host_roi.astype(np.float64) + ctx.sign * ctx.log_gain * line

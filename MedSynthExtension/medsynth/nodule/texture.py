@@ -126,6 +126,13 @@ def ggo_alpha(ggo_hu: float, solid_hu: float, lung_hu: float) -> float:
     return float(np.clip((float(ggo_hu) - float(lung_hu)) / span, 0.02, 1.0))
 
 
+def tissue_alpha(frac, core, ggo_hu: float, solid_hu: float, lung_hu: float):
+    """How much of the way from lung to solid tissue each voxel goes: the solid core fully, the rest of the nodule by
+    the ground-glass fraction ``ggo_alpha`` (the one tissue-mixing rule of CT, radiograph and detector)."""
+    a_ggo = ggo_alpha(ggo_hu, solid_hu, lung_hu)
+    return core + a_ggo * (frac - core)
+
+
 def composite_ct(
     host: np.ndarray,
     frac: np.ndarray,
@@ -138,8 +145,7 @@ def composite_ct(
 ) -> Tuple[np.ndarray, np.ndarray]:
     """New float32 values for a region and the alpha map (0 where untouched)."""
     n, h, n_hp = noise
-    a_ggo = ggo_alpha(ggo_hu, solid_hu, lung_hu)
-    alpha = core + a_ggo * (frac - core)
+    alpha = tissue_alpha(frac, core, ggo_hu, solid_hu, lung_hu)
     host_f = host.astype(np.float32, copy=False)
     sigma = float(noise_sigma_hp) / max(n_hp, 1e-6)
     tissue = np.float32(solid_hu) + np.float32(HETEROGENEITY_HU) * h
