@@ -56,6 +56,7 @@ class NoduleSynthWidget(MedSynthModuleWidget):
         self._suggestions = 0
         self.ui.undoButton.connect("clicked(bool)", self.onUndo)
         self.ui.suggestButton.connect("clicked(bool)", self.onSuggest)
+        self.ui.sheetButton.connect("clicked(bool)", self.onMakeSheet)
         self.ui.progressBar.hide()
 
     def canApply(self):
@@ -128,6 +129,15 @@ class NoduleSynthWidget(MedSynthModuleWidget):
             elif added:
                 self.updateNodule()
 
+    def onMakeSheet(self):
+        """Make teaching sheet: the logic writes the sheet file (PNG or PDF) of the nodule at each setting."""
+        with slicer.util.tryWithErrorDisplay("Could not make the teaching sheet.", waitCursor=True):
+            inputNode = self._parameterNode.inputVolume if self._parameterNode else None
+            path = self.ui.sheetPathLineEdit.currentPath
+            vary = [self.ui.sheetColumnsLineEdit.text, self.ui.sheetRowsLineEdit.text]
+            facts = self.logic.makeTeachingSheet(inputNode, path, vary, self.values(), ras=self._centre())
+            self.ui.statusLabel.text = f"Teaching sheet: {len(facts['tiles'])} tiles written to {facts['out']}"
+
     def onApplyOrCancel(self):
         """Add nodule: keep the pending nodule and add its segment (fast: no background task)."""
         with slicer.util.tryWithErrorDisplay("Could not add the nodule.", waitCursor=True):
@@ -180,4 +190,11 @@ class NoduleSynthTest(ScriptedLoadableModuleTest):
         logic.undo()
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(out), before)
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), before)
+        import os
+        import tempfile
+
+        sheet = os.path.join(tempfile.mkdtemp(), "sheet.png")  # "Make teaching sheet"
+        facts = logic.makeTeachingSheet(node, sheet, ["diameter_mm=6,12", "texture=solid,ggo"], ras=ras)
+        self.assertEqual(len(facts["tiles"]), 4)
+        self.assertTrue(os.path.getsize(sheet) > 0)
         self.delayDisplay("NoduleSynth self-test passed")

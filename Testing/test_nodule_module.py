@@ -72,3 +72,25 @@ def test_process_one_call_and_errors(scene, ct_node):
         logic.process(ct_node, ras=(0, 0, 0), diameter_mm=50.0)  # out of range
     with pytest.raises(InputError, match="start"):
         NoduleSynthLogic(scene).update({"diameter_mm": 5.0}, ras=(0, 0, 0))
+
+
+def test_make_teaching_sheet_from_a_node(scene, ct_node, tmp_path):
+    """The panel's "Make teaching sheet": the same sheet code as 'medsynth sheet nodule', on the node's image."""
+    before = slicer.util.arrayFromVolume(ct_node).copy()
+    logic = NoduleSynthLogic(scene)
+    n_nodes = scene.GetNumberOfNodes()
+    out = tmp_path / "sheet.png"
+    facts = logic.makeTeachingSheet(ct_node, str(out), ["diameter=6,10", "texture=solid,ggo"],
+                                    {"diameter_mm": 12.0, "spiculation": 0.5}, ras=(0, 0, 0))
+    assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"
+    assert len(facts["tiles"]) == 4 and facts["kind"] == "ct" and facts["ras"] == [0.0, 0.0, 0.0]
+    assert {t["diameter_mm"] for t in facts["tiles"]} == {6.0, 10.0}
+    assert np.array_equal(slicer.util.arrayFromVolume(ct_node), before)
+    assert scene.GetNumberOfNodes() == n_nodes  # a sheet adds nothing to the scene
+    with pytest.raises(InputError, match="png or .pdf|\\.png"):
+        logic.makeTeachingSheet(ct_node, str(tmp_path / "s.jpg"), ["diameter_mm=6,10"], ras=(0, 0, 0))
+    with pytest.raises(InputError, match="unknown parameter"):
+        logic.makeTeachingSheet(ct_node, str(tmp_path / "s.png"), ["size=6,10"], ras=(0, 0, 0))
+    with pytest.raises(InputError, match="choose a chest CT"):
+        logic.makeTeachingSheet(None, str(tmp_path / "s.png"), ["diameter_mm=6,10"])
+    assert not (tmp_path / "s.png").exists() and not (tmp_path / "s.jpg").exists()

@@ -13,6 +13,7 @@ Live editing (what the panel does)::
     logic.add()                       # keeps it, adds segment "Nodule 1"
     logic.undo()                      # removes the last kept nodule
     ras = logic.suggestLungPoint(ctNode, diameter_mm=12, point_list=pointNode)  # a lung point; moves the point
+    logic.makeTeachingSheet(ctNode, "/tmp/sheet.png", ["diameter_mm=5,10,20", "texture=solid,ggo"])
 
 A centre outside the estimated lung fields (a radiograph's shoulder, a CT's chest wall) is kept, and the info
 ``update`` returns carries a warning saying how far from the lung it lies.
@@ -160,6 +161,32 @@ class NoduleSynthLogic:
             else:
                 point_list.SetNthControlPointPositionWorld(n - 1, *ras)
         return ras
+
+    # ------------------------------------------------------------------ teaching sheet
+    def makeTeachingSheet(self, input_node: Any, out_path: str, vary: Sequence[str], fixed: Optional[Dict[str, Any]] = None,
+                          ras: Optional[Sequence[float]] = None, window: Optional[Sequence[float]] = None,
+                          progress: Any = None) -> Dict[str, Any]:
+        """Write a teaching sheet (PNG or PDF) of one nodule at several settings on ``input_node``'s image
+        (:func:`medsynth.nodule.sheet.nodule_sheet`, as ``medsynth sheet nodule``): ``vary`` holds one or two
+        ``"NAME=v1,v2,..."`` texts (columns, then rows), ``fixed`` the other parameters' values (default: their
+        defaults), ``ras`` the centre (default: a lung point near the middle). Returns the sheet's facts."""
+        from medsynth.nodule.images import host_from_volume
+        from medsynth.nodule.sheet import nodule_sheet, parse_vary
+        from medsynth.outputs import OutputPlan
+
+        if input_node is None:
+            raise InputError("no input volume: choose a chest CT or radiograph first")
+        if not out_path:
+            raise InputError("choose where to save the sheet (.png or .pdf)")
+        items = [parse_vary(text) for text in vary if str(text).strip()]
+        varied = {name for name, _ in items}
+        fixed = {k: v for k, v in (fixed or {}).items() if k not in varied}  # the panel's other values
+        host = host_from_volume(volume_from_node(input_node), photometric_of(input_node),
+                                source=input_node.GetName())
+        plan = OutputPlan()
+        plan.file(out_path, "sheet", (".png", ".pdf"))
+        with plan:
+            return nodule_sheet(host, out_path, items, fixed, ras=ras, window=window, progress=progress)
 
     # ------------------------------------------------------------------ one call
     def process(self, input_node: Any, ras: Sequence[float], photometric: Optional[str] = None,

@@ -149,6 +149,18 @@ def read_host(path: PathLike) -> Host:
     return Host(vol, "cxr", photometric, spacing, bits, str(p), file_pi)
 
 
+def host_from_volume(volume: Volume, photometric: str = "MONOCHROME2",
+                     pixel_spacing_mm: Optional[Tuple[float, float]] = None, source: str = "") -> Host:
+    """A host from an image already in memory (a Slicer node's voxels): a CT when it has several slices, else a
+    radiograph whose array has ``photometric`` (and, when known, ``pixel_spacing_mm`` (row, column))."""
+    vol = to_grey(volume)
+    if vol.array.ndim != 3:
+        raise InputError(f"'{volume.name}' is not a 2D or 3D greyscale image")
+    if vol.array.shape[0] > 1:
+        return Host(vol, "ct", source=source or volume.name)
+    return Host(vol, "cxr", photometric, pixel_spacing_mm, None, source or volume.name, photometric)
+
+
 def host_pixel_mm(host: Host, given: Optional[float] = None, assume_width_mm: Optional[float] = None
                   ) -> Optional[float]:
     """A radiograph's pixel size (mm, columns): ``given``, else the file's (DICOM tags or image geometry), else

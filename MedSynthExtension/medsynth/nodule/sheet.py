@@ -106,7 +106,7 @@ def _tile(host, spec: NoduleSpec, ras, fov_mm: float, window: Optional[Sequence[
 
 
 def nodule_sheet(
-    image: os.PathLike,
+    image: Any,
     out: os.PathLike,
     vary: Sequence[Vary],
     fixed: Optional[Dict[str, Any]] = None,
@@ -116,16 +116,17 @@ def nodule_sheet(
     pixel_spacing_mm: Optional[float] = None,
     progress=None,
 ) -> Dict[str, Any]:
-    """Write the sheet to ``out`` (.png or .pdf, atomically); returns its facts (tiles, centre, model)."""
+    """Write the sheet to ``out`` (.png or .pdf, atomically); returns its facts (tiles, centre, model).
+    ``image``: a file, or a :class:`~medsynth.nodule.images.Host` already in memory (a Slicer node's image)."""
     from ..progress import Reporter
-    from .images import read_host
+    from .images import Host, read_host
     from .shape import default_shape_model
 
     sheets.check_out(out)
     fixed = dict(fixed or {})
     cols, rows = sheets.grid_of(vary, fixed)
     base = NoduleSpec.from_values(fixed)
-    host = read_host(image)
+    host = image if isinstance(image, Host) else read_host(image)
     spacing = (float(pixel_spacing_mm),) * 2 if pixel_spacing_mm else None  # radiographs without it in the file
     largest = max([base.diameter_mm] + [v for n, vs in vary if n == "diameter_mm" for v in vs])
     centre = np.asarray(ras, float) if ras is not None else lung_point(host, largest, spacing)
