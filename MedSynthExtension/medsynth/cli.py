@@ -10,6 +10,7 @@ from typing import List, Optional
 from . import __version__
 from .commands import COMMAND_MODULES
 from .errors import Cancelled, MedSynthError, Stopped, one_line
+from .progress import progress_printer, reset_terminal_line, terminal_message  # noqa: F401 (re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,32 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_LINE_OPEN = False  # whether progress_printer left an unfinished (carriage-return) line on stderr
-
-
-def progress_printer(fraction: float, message: str) -> None:
-    """Progress for terminals: one rewritten line on stderr."""
-    global _LINE_OPEN
-    end = "\n" if fraction >= 1.0 else ""
-    sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message[:70]:<70}{end}")
-    sys.stderr.flush()
-    _LINE_OPEN = not end
-
-
-def _say(text: str) -> None:
-    """A message on stderr that starts on a line of its own (after an unfinished progress line)."""
-    global _LINE_OPEN
-    sys.stderr.write(("\n" if _LINE_OPEN else "") + text.rstrip("\n") + "\n")
-    sys.stderr.flush()
-    _LINE_OPEN = False
+# the terminal helpers live in the engine's progress module (command modules of every package use them)
+_say = terminal_message
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one command. Exit status: 0 done; 2 bad input or an error of the system (a file that cannot be read or
     written, a full disk: one line on stderr, no traceback, no output left); 130 cancelled or interrupted (Ctrl-C),
     no output left (batch commands keep the whole items made before the stop and say so). Any other exception is a bug in MedSynth and keeps its traceback."""
-    global _LINE_OPEN
-    _LINE_OPEN = False
+    reset_terminal_line()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.device:

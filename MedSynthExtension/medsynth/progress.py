@@ -8,6 +8,7 @@ a Vuetify progress bar.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable, Optional
 
@@ -64,3 +65,30 @@ class Reporter:
     def sub(self, lo: float, hi: float) -> "Reporter":
         span = self.hi - self.lo
         return Reporter(self.progress, self.cancel, self.lo + span * lo, self.lo + span * hi)
+
+
+# --------------------------------------------------------------------------- terminals
+_LINE_OPEN = False  # whether progress_printer left an unfinished (carriage-return) line on stderr
+
+
+def progress_printer(fraction: float, message: str) -> None:
+    """Progress for terminals: one rewritten line on stderr (the ``progress`` callback of command-line faces)."""
+    global _LINE_OPEN
+    end = "\n" if fraction >= 1.0 else ""
+    sys.stderr.write(f"\r[{fraction * 100:5.1f}%] {message[:70]:<70}{end}")
+    sys.stderr.flush()
+    _LINE_OPEN = not end
+
+
+def terminal_message(text: str) -> None:
+    """A message on stderr that starts on a line of its own (after an unfinished progress line)."""
+    global _LINE_OPEN
+    sys.stderr.write(("\n" if _LINE_OPEN else "") + text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+    _LINE_OPEN = False
+
+
+def reset_terminal_line() -> None:
+    """Forget an unfinished progress line (a new command starts)."""
+    global _LINE_OPEN
+    _LINE_OPEN = False

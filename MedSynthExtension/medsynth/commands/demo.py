@@ -51,7 +51,7 @@ DEMO_PARTS.append(("anomaly-detection", lambda out_dir, reporter: __import__("me
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
 
     from ..errors import InputError
     from ..outputs import OutputPlan

@@ -10,7 +10,7 @@ from .params import CYTO_PARAMS
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..parallel import Workers
     from ..params import from_namespace, validate
     from .classes import canonical_class
@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def run_sheet(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..outputs import OutputPlan
     from ..sheets import request
     from .sheet import ALIASES, SHEET_PARAMS, cells_sheet

@@ -6,7 +6,7 @@ import argparse
 
 
 def run_metaad(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..outputs import JSON, PET, OutputPlan
     from .detect import detect_file
 

@@ -106,7 +106,7 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
     from ..pet.cohorts import evaluation_cohort

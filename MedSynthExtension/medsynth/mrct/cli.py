@@ -6,7 +6,7 @@ from ..outputs import PARENT_RULE, VOLUME, OutputPlan
 
 
 def run_mr2ct(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import read_volume, write_volume
     from ..params import from_namespace
     from . import MRCT_PARAMS

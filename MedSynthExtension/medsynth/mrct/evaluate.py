@@ -193,7 +193,7 @@ def write_card_and_metrics(folder: Path, report: Dict[str, Any], entry) -> None:
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
 

@@ -75,7 +75,7 @@ def run_nodule(args) -> int:
 
 
 def run_batch(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..outputs import OutputPlan
     from ..parallel import WORKER_PARAMS, Workers, batch_failed
     from ..params import from_namespace
@@ -139,7 +139,7 @@ def run_detect(args) -> int:
 
 
 def run_benchmark_cmd(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..errors import InputError
     from ..outputs import OutputPlan
     from .benchmark import collect_files, run_benchmark, write_report
@@ -166,7 +166,7 @@ def run_benchmark_cmd(args) -> int:
 
 
 def run_sheet(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..errors import InputError
     from ..outputs import OutputPlan
     from .sheet import SHEET_SUFFIXES, nodule_sheet, parse_set, parse_vary

@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         sys.stderr.write(f"no {MODEL_ID} / {ENCODER_ID} in {args.models}\n")
         return 2
     model = ShapeModel(entries[MODEL_ID], entries[ENCODER_ID])
-    from ..cli import progress_printer
+    from ..progress import progress_printer
 
     data = lidc.load_or_build(Path(args.cache) if args.cache else None, args.db, progress=progress_printer)
     figures = evaluate(model, data, limit=args.limit, progress=progress_printer)

@@ -292,7 +292,7 @@ only by a small amount: the independence of these two sliders costs effect size.
 
 
 def main(argv=None) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..runtime import builtin_model_dir, read_manifest, write_manifest_entry
     from . import lidc
     from .shape import ENCODER_ID, LATENT_ROLE, MODEL_ID, ShapeModel

@@ -132,7 +132,7 @@ def table(res: Dict[str, Any]) -> str:
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
     from .cohorts import evaluation_cohort

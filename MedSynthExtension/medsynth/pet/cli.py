@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def run_simulate(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..params import from_namespace
     from ..progress import Reporter
     from .simulate import SIMULATE_PARAMS, read_cohort, simulate_cohort
@@ -29,7 +29,7 @@ def run_simulate(args) -> int:
 
 
 def run_sbr(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import read_volume, write_volume
     from ..params import from_namespace
     from ..progress import Reporter
@@ -72,7 +72,7 @@ def run_sbr(args) -> int:
 def _run_cohort_sbr(args, v) -> int:
     import json
 
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..progress import Reporter
     from .sbr import cohort_sbr, write_report
 
@@ -87,7 +87,7 @@ def _run_cohort_sbr(args, v) -> int:
 def run_fdg2cft(args) -> int:
     import json
 
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, PET, OutputPlan
     from .synthesis import synthesize_file
@@ -126,7 +126,7 @@ def run_fdg2cft(args) -> int:
 def run_pd_classify(args) -> int:
     import json
 
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output, read_volume, write_volume
     from ..outputs import JSON, PET, OutputPlan
     from .classify import classify

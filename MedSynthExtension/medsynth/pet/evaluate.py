@@ -309,7 +309,7 @@ def card_metrics_section(model_id: str, metrics: Dict[str, Any]) -> List[str]:
 
 # --------------------------------------------------------------------------- command line
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..io import atomic_output
     from ..outputs import JSON, OutputPlan
     from .cohorts import evaluation_cohort

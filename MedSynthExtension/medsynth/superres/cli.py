@@ -9,7 +9,7 @@ from .params import SUPERRES_PARAMS
 
 
 def run(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from .batch import is_volume_folder
 
     values = from_namespace(SUPERRES_PARAMS, args)
@@ -33,7 +33,7 @@ def run(args) -> int:
 
 
 def _run_folder(args, values) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..parallel import Workers
     from .batch import superres_folder
 
@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 
 def run_sheet(args) -> int:
-    from ..cli import progress_printer
+    from ..progress import progress_printer
     from ..sheets import request
     from .sheet import SHEET_PARAMS, superres_sheet
 
