@@ -21,7 +21,12 @@ from slicer.util import VTKObservationMixin
 DEVICE_LABELS = (("auto", "Automatic (GPU when present)"), ("cpu", "CPU"), ("gpu", "GPU (CUDA)"))
 
 SAMPLE_DATA = (
-    # (name, file in Resources/SampleData, node name)
+    # (name, file in Resources/SampleData, node name): as medsynth.sample_data.SAMPLES (the tests check they agree);
+    # what each file is and its terms: Resources/SampleData/README.md.  "simulated" ones have no patient behind them.
+    ("MedSynth chest CT phantom (simulated)", "chest_ct_phantom_simulated.nii.gz", "chest_ct_phantom_simulated"),
+    ("MedSynth chest radiograph RG1", "chest_xray_rg1_half.nrrd", "chest_xray_rg1_half"),
+    ("MedSynth Pap smear field (simulated)", "pap_smear_field_simulated.nrrd", "pap_smear_field_simulated"),
+    ("MedSynth FDG PET, Parkinson's disease (simulated)", "fdg_pet_pd_simulated.nii.gz", "fdg_pet_pd_simulated"),
     ("MedSynth MNI T1 2 mm", "mni_t1_2mm.nii.gz", "mni_t1_2mm"),
     ("MedSynth head CT 2 mm", "head_ct_2mm.nii.gz", "head_ct_2mm"),
 )

@@ -646,13 +646,14 @@ def test_volumes_downloads(context):
 
 
 # =========================================================================== the whole app (no server start)
-def test_studio_builds_with_layouts_and_sample_data(server):
+def test_studio_builds_with_layouts_and_data_files(server):
     from medsynth_studio.app import build_studio
 
-    studio = build_studio(server=server)
+    studio = build_studio(data=[SAMPLES / "mni_t1_2mm.nii.gz", SAMPLES / "head_ct_2mm.nii.gz"], server=server)  # --data
     assert [p.id for p in studio.panels][0] == "volumes"
     assert {n.GetName() for n in studio.context.volume_nodes()} == {"mni_t1_2mm", "head_ct_2mm"}
     assert studio.panel("volumes").node("volume").GetName() == "mni_t1_2mm"
+    assert studio.open_panels() == ["volumes"]  # your own files: the Volumes panel is the one open
     assert {"Quad View", "Axial Primary", "3D Only"} <= set(server.state["studio_layouts"])
     assert len(studio.context.slice_views()) == 3 and len(studio.context.threed_views()) == 1
     html = studio.ui.html
@@ -661,6 +662,160 @@ def test_studio_builds_with_layouts_and_sample_data(server):
     with server.state:
         server.state["studio_layout"] = "Axial Primary"
     assert studio.layout_manager.layout_id == "Axial Primary"
+
+
+# --------------------------------------------------------------------------- samples, the default, one panel, model cards
+def test_studio_opens_on_the_simulated_chest_ct_with_the_nodule_panel_ready(server):
+    from medsynth.nodule.phantom import chest_ct_phantom
+
+    from medsynth_studio.app import build_studio
+
+    studio = build_studio(server=server)  # no --data
+    (node,) = studio.context.volume_nodes()
+    assert node.GetName() == "chest_ct_phantom_simulated"
+    assert studio.open_panels() == ["nodule"] and server.state["studio_panel"] == ["nodule"]
+    nodule, volumes = studio.panel("nodule"), studio.panel("volumes")
+    assert nodule.node("volume").GetID() == node.GetID() == volumes.node("volume").GetID()
+    assert nodule.visible() and not volumes.visible()
+    display = node.GetDisplayNode()
+    assert not display.GetAutoWindowLevel() and (display.GetWindow(), display.GetLevel()) == (1400.0, -500.0)  # lungs
+    assert node.GetAttribute("MedSynth.Note").startswith("simulated") and "simulated" in server.state["studio_message"]
+    # the very phantom the panel's Chest phantom button makes
+    np.testing.assert_array_equal(voxels(node), chest_ct_phantom().array)
+    assert "Nodule synthesis" in server.state["studio_message"] or "Chest CT" in server.state["studio_message"]
+
+
+SAMPLE_SETUP = {  # key -> (panel opened, (panel, input) set to it, node class)
+    "chest_ct": ("nodule", [("nodule", "volume")], "vtkMRMLScalarVolumeNode"),
+    "chest_xray": ("nodule", [("nodule", "volume")], "vtkMRMLScalarVolumeNode"),
+    "cytology": ("cyto", [("cyto", "image")], "vtkMRMLVectorVolumeNode"),
+    "fdg_pet": ("crossmod", [("crossmod", "fdg"), ("pdmeta", "fdg")], "vtkMRMLScalarVolumeNode"),
+    "brain_mri": ("superres", [("superres", "volume"), ("crossmod", "mr")], "vtkMRMLScalarVolumeNode"),
+    "head_ct": ("volumes", [("volumes", "volume"), ("crossmod", "ct")], "vtkMRMLScalarVolumeNode"),
+}
+
+
+def test_every_sample_loads_through_the_one_loading_function(server):
+    from medsynth.pet.checks import check_pet_volume
+    from medsynth.sample_data import SAMPLES
+    from medsynth_mrml import volume_from_node
+
+    from medsynth_studio.app import SAMPLE_PANELS, build_studio
+
+    assert set(SAMPLE_SETUP) == {s.key for s in SAMPLES} == set(SAMPLE_PANELS)
+    studio = build_studio(server=server)
+    server.state.ready()
+    menu = server.state["studio_samples"]
+    assert [m["key"] for m in menu] == [s.key for s in SAMPLES]  # the Load sample menu: every sample, installed
+    assert "Chest CT (simulated phantom)" in [m["title"] for m in menu]
+    for sample in SAMPLES:
+        opened, inputs, node_class = SAMPLE_SETUP[sample.key]
+        studio._on_sample_menu(sample.key)  # what the menu item calls
+        assert server.state["studio_error"] == "", server.state["studio_error"]
+        node = studio.context.scene.GetNodeByID(server.state[f"{inputs[0][0]}_{inputs[0][1]}"])
+        assert node is not None and node.GetClassName() == node_class, sample.key
+        assert node.GetName().startswith(sample.node_name)
+        assert node.GetAttribute("MedSynth.SampleData") == sample.key
+        assert node.GetAttribute("DICOM.Modality") == sample.modality
+        assert studio.open_panels() == [opened], sample.key
+        for panel_id, input_name in inputs:
+            assert server.state[f"{panel_id}_{input_name}"] == node.GetID(), (sample.key, panel_id)
+        assert (node.GetAttribute("MedSynth.Note") or "").startswith("simulated") == sample.simulated
+        assert ("simulated" in server.state["studio_message"]) == sample.simulated
+        if sample.key == "chest_xray":
+            volume = volume_from_node(node)
+            assert volume.array.shape == (1, 977, 920) and volume.array.dtype == np.uint16
+            assert volume.spacing[:2] == pytest.approx([370.0 / 1841 * 2] * 2, abs=1e-4)  # kept in the file
+        if sample.key == "cytology":
+            assert volume_from_node(node).components == 3
+            assert studio.context.background_volume().GetID() == node.GetID()  # shown in the slice views
+            assert "Ready to insert" in server.state["cyto_status"] or server.state["cyto_status"] == "Choose one class to insert."
+        if sample.key == "fdg_pet":
+            check_pet_volume(volume_from_node(node), "FDG")  # a brain PET the PET panels accept
+        if sample.key == "brain_mri":
+            assert "isotropic" in server.state["superres_grid"]  # the super-resolution panel, ready
+    with pytest.raises(InputError, match="unknown sample 'nope'"):
+        studio.load_sample("nope")
+    studio._on_sample_menu("nope")  # from the page: an error in the drawer, nothing breaks
+    assert "unknown sample" in server.state["studio_error"]
+
+
+def test_one_panel_is_open_at_a_time(server):
+    from medsynth_studio.app import build_studio
+
+    studio = build_studio(server=server)
+    server.state.ready()
+    superres, nodule = studio.panel("superres"), studio.panel("nodule")
+    studio.open_panel("superres")
+    assert server.state["studio_panel"] == ["superres"] and superres.visible() and not nodule.visible()
+    with server.state:
+        server.state["studio_panel"] = ["nodule", "cyto"]  # two at once (an old page, a script): the last one stays
+    assert server.state["studio_panel"] == ["cyto"] and not nodule.visible() and not superres.visible()
+    with server.state:
+        server.state["studio_panel"] = "pdmeta"  # what a single-choice accordion emits, unwrapped
+    assert server.state["studio_panel"] == ["pdmeta"]
+    with server.state:
+        server.state["studio_panel"] = None  # every panel closed
+    assert server.state["studio_panel"] == [] and not any(p.visible() for p in studio.panels)
+    html = studio.ui.html
+    accordion = html[html.index("<VExpansionPanels"):].split(">", 1)[0]
+    assert "multiple" not in accordion  # the drawer is a single-choice accordion, kept as a list of one id
+    assert '@update:modelValue="studio_panel = ($event === undefined || $event === null) ? [] : [$event]"' in accordion
+
+
+def test_each_module_panel_links_its_model_cards_saying_simulated(server):
+    from medsynth_studio import cards
+    from medsynth_studio.app import build_studio
+
+    studio = build_studio(server=server)
+    html = studio.ui.html
+    simulated = {}
+    for panel in studio.panels:
+        links = cards.panel_cards(panel)
+        assert bool(links) == (panel.id != "volumes"), panel.id
+        for link in links:
+            assert link.installed and f"medsynth-card-{link.model_id}" in html and link.label in html
+            simulated[link.model_id] = link.simulated
+    assert simulated == {"sainr": False, "nodule-shape-vae": False, "cellgan": False, "fdg2cft": True,
+                         "pd-classifier": True, "mr2ct": True, "metaad-cycle": True}
+    assert "Model card: fdg2cft 1.0.0 - trained on simulated data" in html
+    assert "{{ studio_card.text }}" in html and "v-html" not in html  # the card is shown as text, never as HTML
+    server.state.ready()
+    studio.show_card("fdg2cft")
+    card = server.state["studio_card"]
+    assert server.state["studio_card_open"] is True and card["simulated"] is True
+    assert card["text"] == (REPO / "Resources" / "Models" / "fdg2cft.md").read_text(encoding="utf-8")
+    assert card["title"].startswith("fdg2cft") and "Trained only on simulated PET" in card["text"]
+    studio.show_card("cellgan")
+    assert server.state["studio_card"]["simulated"] is False and "Herlev" in server.state["studio_card"]["text"]
+    for refused in ("cellgan-baseline", "../../etc/passwd", "nope"):  # only the cards the page links to
+        with server.state:
+            server.state["studio_error"] = ""
+        studio.show_card(refused)
+        assert "no model card" in server.state["studio_error"], refused
+
+
+def test_a_card_file_outside_its_model_folder_is_refused(tmp_path):
+    from medsynth.runtime import ModelEntry
+
+    from medsynth_studio.cards import card_path
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "ok.md").write_text("# ok\n")
+    (tmp_path / "secret.md").write_text("not a card\n")
+    (folder / "link.md").symlink_to(tmp_path / "secret.md")
+    (folder / "notes.txt").write_text("text\n")
+
+    def entry(card):
+        return ModelEntry(id="m", version="1", file="m.onnx", sha256="0" * 64, inputs=[], outputs=[], card=card,
+                          folder=folder)
+
+    assert card_path(entry("ok.md")) == (folder / "ok.md").resolve()
+    for bad, why in (("../secret.md", "refused"), (str(tmp_path / "secret.md"), "refused"), ("link.md", "out of"),
+                     ("notes.txt", "refused"), ("", "no model card"), ("missing.md", "not found")):
+        with pytest.raises(InputError, match=why):
+            card_path(entry(bad))
 
 
 def test_studio_reports_a_missing_data_file(server, tmp_path):

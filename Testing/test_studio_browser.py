@@ -1,9 +1,10 @@
 """MedSynth Studio end to end in headless Chromium (system Chromium driven by Playwright's Python package).
 
 Starts ``medsynth studio`` on 127.0.0.1 (a free port) as a subprocess, waits for Slicer's
-views in the page, checks they show pixels, changes a live control, uploads a good and a
-bad file, downloads a volume; the server is stopped by its process id.  Every wait is
-bounded.  The page screenshot goes to docs/studio.png when that file is missing or
+views in the page, checks they show pixels and that it opened on the simulated chest CT with the
+Nodule panel, loads a sample from the *Load sample* menu (one panel open at a time), changes a live
+control, uploads a good and a bad file, downloads a volume; the server is stopped by its process id.
+Every wait is bounded.  The page screenshot goes to docs/studio.png when that file is missing or
 MEDSYNTH_UPDATE_DOCS=1 (else to the pytest temporary folder).
 """
 
@@ -67,9 +68,12 @@ def test_views_show_pixels(page, server):
     for s in stats:
         assert s["w"] > 50 and s["h"] > 50, s
         assert s["std"] > 5.0, f"a view is blank: {s}"
-    assert page.locator(".medsynth-panel-volumes").is_visible()
-    assert "mni_t1_2mm" in page.locator(".medsynth-input-volume").first.inner_text()
-    for panel in ("superres", "nodule"):  # the module panels are in the page (closed)
+    # it opens on the simulated chest CT, the Nodule panel open with it as the input
+    assert browser.get_state(page, "studio_panel") == ["nodule"]
+    assert page.locator(".medsynth-panel-nodule").is_visible()
+    assert not page.locator(".medsynth-panel-volumes").is_visible()
+    assert "chest_ct_phantom_simulated" in page.locator(".medsynth-panel-nodule .medsynth-input-volume").inner_text()
+    for panel in ("volumes", "superres"):  # the other panels are in the page (closed)
         assert page.locator(f".medsynth-studio-panel-{panel}").count() == 1, panel
     print(f"page load to views: {page.load_s:.2f} s; server start {server.started_s:.1f} s")
 
@@ -79,15 +83,63 @@ AXIAL = browser.view_index("axial")
 SAGITTAL = browser.view_index("sagittal")
 
 
+def is_open(page, panel_id: str) -> bool:
+    return panel_id in (browser.get_state(page, "studio_panel") or [])
+
+
 def open_panel(page, panel_id: str) -> None:
-    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
-    browser.wait_for_state(page, "studio_panel", lambda v: panel_id in (v or []), timeout_s=10)
+    if not is_open(page, panel_id):
+        page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    browser.wait_for_state(page, "studio_panel", lambda v: v == [panel_id], timeout_s=10)  # the only one open
     page.locator(f".medsynth-panel-{panel_id}").wait_for(state="visible", timeout=WAIT_MS)
 
 
 def close_panel(page, panel_id: str) -> None:
-    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    if is_open(page, panel_id):
+        page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
     browser.wait_for_state(page, "studio_panel", lambda v: panel_id not in (v or []), timeout_s=10)
+
+
+def assert_chosen(page, selector_key: str, name: str) -> None:
+    """The node selector ``selector_key`` (state, whether its panel is open or not) lists ``name`` and has it chosen."""
+    items = browser.wait_for_state(page, selector_key + "_items", lambda v: any(i["title"] == name for i in v or []))
+    node_id = next(i["value"] for i in items if i["title"] == name)
+    browser.wait_for_state(page, selector_key, lambda v: v == node_id, timeout_s=10)
+
+
+def load_sample(page, key: str) -> None:
+    page.locator(".medsynth-load-sample").click()
+    page.locator(f".medsynth-sample-{key}").click()
+
+
+def test_load_sample_opens_its_panel_one_panel_at_a_time(page):
+    axial = settled_pixels(page, AXIAL)
+    load_sample(page, "brain_mri")  # the Load sample menu: the brain MRI, for the super-resolution panel
+    browser.wait_for_state(page, "superres_volume_items", lambda v: any(i["title"] == "mni_t1_2mm" for i in v or []))
+    browser.wait_for_state(page, "studio_panel", lambda v: v == ["superres"])  # its panel opened, Nodule closed
+    page.locator(".medsynth-panel-superres").wait_for(state="visible", timeout=WAIT_MS)
+    page.locator(".medsynth-panel-nodule").wait_for(state="hidden", timeout=WAIT_MS)
+    assert "mni_t1_2mm" in page.locator(".medsynth-panel-superres .medsynth-input-volume").inner_text()
+    assert browser.get_state(page, "studio_error") == ""
+    browser.wait_for_pixels(page, AXIAL, axial, min_count=500)  # the views show the MRI now
+    # one panel at a time, as a user clicks: opening one closes the other
+    page.locator(".medsynth-studio-panel-volumes .v-expansion-panel-title").click()
+    browser.wait_for_state(page, "studio_panel", lambda v: v == ["volumes"])
+    page.locator(".medsynth-panel-superres").wait_for(state="hidden", timeout=WAIT_MS)
+    assert page.locator(".medsynth-panel-volumes").is_visible()
+    page.locator(".medsynth-studio-panel-volumes .v-expansion-panel-title").click()  # and closing leaves none
+    browser.wait_for_state(page, "studio_panel", lambda v: v == [])
+    # a panel's model card, shown in the page
+    open_panel(page, "crossmod")
+    link = page.locator(".medsynth-cards-crossmod .medsynth-card-fdg2cft")
+    assert "simulated" in link.inner_text()
+    link.click()
+    text = page.locator(".medsynth-card-text")
+    text.wait_for(state="visible", timeout=WAIT_MS)
+    assert "Trained only on simulated PET" in text.inner_text()
+    page.locator(".medsynth-card-close").click()
+    text.wait_for(state="hidden", timeout=WAIT_MS)
+    close_panel(page, "crossmod")
 
 
 def click(page, panel_id: str, action: str) -> None:
@@ -162,18 +214,16 @@ def test_superres_thick_copy_live_spacing_and_apply(page, tmp_path):
     _s, _px, region = browser.wait_for_pixels(page, SAGITTAL, thick, min_count=500, threshold=4)
     region = browser.changed_region(thick, settled_pixels(page, SAGITTAL), 4)
     assert region["box_fraction"][0] > 0.3, region  # across the head (1.5 mm slices), not a spot
-    assert out in page.locator(".medsynth-panel-volumes .medsynth-input-volume").first.inner_text()
+    assert_chosen(page, "volumes_volume", out)  # the Volumes panel (closed) follows: the new active volume
     assert page.locator(".medsynth-panel-superres .medsynth-message").inner_text().startswith("Apply (")
 
-    close_panel(page, "volumes")  # the screenshot shows the module panel
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(500)  # the screenshot shows the module panel (the only one open)
     update = os.environ.get("MEDSYNTH_UPDATE_DOCS") == "1" or not SCREENSHOT.exists()
     target = SCREENSHOT if update else tmp_path / "studio.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 20_000
     close_panel(page, "superres")
-    open_panel(page, "volumes")
 
 
 def test_nodule_live_diameter_add_undo_and_click_to_place(page, server):
@@ -228,6 +278,7 @@ def test_nodule_live_diameter_add_undo_and_click_to_place(page, server):
 
 
 def test_live_preset_changes_the_views_without_a_button(page):
+    open_panel(page, "volumes")
     before = browser.view_stats(page)
     page.locator(".medsynth-param-preset").click()
     page.get_by_role("option", name="ct-bone").click()
@@ -314,8 +365,7 @@ def test_crossmod_simulated_fdg_synthetic_cft_and_binding_table(page):
     click(page, "crossmod", "synthesize")  # long action: the synthetic CFT over the FDG
     out = browser.wait_for_state(page, "crossmod_output", lambda v: (v or "").endswith("synthetic_CFT"), timeout_s=90)
     assert browser.get_state(page, "crossmod_error") == "" and browser.get_state(page, "crossmod_busy") is False
-    assert out in page.locator(".medsynth-panel-volumes .medsynth-input-overlay").first.inner_text() or \
-        browser.get_state(page, "volumes_overlay")
+    assert_chosen(page, "volumes_overlay", out)  # the Volumes panel (closed) follows: the CFT is the overlay
     _s, _px, region = browser.wait_for_pixels(page, AXIAL, before, min_count=200, threshold=10)
 
     click(page, "crossmod", "binding")  # long action: SBR table in the panel, regions in the views

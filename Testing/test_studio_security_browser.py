@@ -58,6 +58,9 @@ def page(server, chromium):
     pg = context.new_page()
     pg.set_default_timeout(WAIT_MS)
     browser.open_studio(pg, server.url, count=4, timeout_s=90)
+    # the studio opens on the Nodule panel (chest CT sample): uploads go through the Volumes panel
+    pg.locator(".medsynth-studio-panel-volumes .v-expansion-panel-title").click()
+    browser.wait_for_state(pg, "studio_panel", lambda v: v == ["volumes"], timeout_s=10)
     yield pg
     context.close()
 

@@ -2,7 +2,8 @@
 
     python benchmarks/bench_studio.py [--loads 3] [--slider PANEL:PARAM:V1,V2,...] [--no-modules] [--json]
 
-Starts ``medsynth studio`` (sample data) on a free 127.0.0.1 port, opens the page in the
+Starts ``medsynth studio --data`` on the sample MNI T1 and head CT (as the figures in docs/studio.md were
+measured; without ``--data`` the studio opens on the chest CT phantom) on a free 127.0.0.1 port, opens the page in the
 system Chromium through Playwright (nothing downloaded) and prints:
 
 * page load -> views: from navigation start until all four views (axial, coronal, sagittal,
@@ -86,12 +87,14 @@ def measure_slider(page, spec: str) -> dict:
 
 
 def _open_panel(page, panel_id: str) -> None:
-    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    if panel_id not in (browser.get_state(page, "studio_panel") or []):  # one panel open at a time
+        page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
     browser.wait_for_state(page, "studio_panel", lambda v: panel_id in (v or []), timeout_s=15)
 
 
 def _close_panel(page, panel_id: str) -> None:
-    page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
+    if panel_id in (browser.get_state(page, "studio_panel") or []):
+        page.locator(f".medsynth-studio-panel-{panel_id} .v-expansion-panel-title").click()
     browser.wait_for_state(page, "studio_panel", lambda v: panel_id not in (v or []), timeout_s=15)
 
 
@@ -204,7 +207,10 @@ def main(argv=None) -> int:
     if "nodule-shape-vae" not in list_models():
         env = browser.shape_stand_in_env(stand_in_dir.name)
         result["shape_model"] = "sphere stand-in (nodule-shape-vae not installed)"
-    with stand_in_dir, browser.StudioServer(start_timeout=180, env=env) as server, sync_playwright() as pw:
+    from medsynth.sample_data import sample_path
+
+    data = [sample_path("brain_mri"), sample_path("head_ct")]
+    with stand_in_dir, browser.StudioServer(start_timeout=180, env=env, data=data) as server, sync_playwright() as pw:
         result["server_start_s"] = server.started_s
         chromium = browser.launch_chromium(pw)
         try:

@@ -2,7 +2,10 @@
 
 ``medsynth studio [--host 127.0.0.1] [--port 8080] [--data FILE ...]`` starts it
 (:mod:`medsynth.commands.studio`); :func:`build_studio` builds it without starting a
-server (tests, notebooks).
+server (tests, notebooks).  Without ``--data`` it opens on the simulated chest CT sample with
+the Nodule synthesis panel open (:data:`DEFAULT_SAMPLE`); the toolbar's *Load sample* menu loads any
+shipped sample (:meth:`Studio.load_sample`, the catalogue is :mod:`medsynth.sample_data`).  One panel
+is open at a time; each module panel links to its models' cards (:mod:`medsynth_studio.cards`).
 """
 
 from __future__ import annotations
@@ -13,15 +16,31 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .context import StudioContext
+from medsynth.errors import InputError
+
+from .cards import all_panel_models
+from .context import VOLUME_CLASS, StudioContext
 from .panel import load_panel_classes
+
+OPEN_KEY = "studio_panel"  # the open panel, as a list of at most one id (StudioPanel.OPEN_KEY)
 
 log = logging.getLogger("medsynth.studio")
 
 TITLE = "MedSynth Studio"
 DEFAULT_LAYOUT = "Quad View"
-#: Shipped sample data loaded when no file is given (the first one is shown).
-SAMPLE_FILES = ("mni_t1_2mm.nii.gz", "head_ct_2mm.nii.gz")
+#: The shipped sample the studio opens on when no file is given (medsynth.sample_data key).
+DEFAULT_SAMPLE = "chest_ct"
+#: What loading a sample gets ready: sample key -> (panel opened, {panel id: its input set to the sample}).
+SAMPLE_PANELS = {
+    "chest_ct": ("nodule", {"nodule": "volume"}),
+    "chest_xray": ("nodule", {"nodule": "volume"}),
+    "cytology": ("cyto", {"cyto": "image"}),
+    "fdg_pet": ("crossmod", {"crossmod": "fdg", "pdmeta": "fdg"}),
+    "brain_mri": ("superres", {"superres": "volume", "crossmod": "mr"}),
+    "head_ct": ("volumes", {"crossmod": "ct"}),
+}
+#: Window/level of a loaded sample (the others get Slicer's automatic one): the chest CT in the lung window.
+SAMPLE_WINDOW_LEVEL = {"chest_ct": (1400.0, -500.0)}
 #: Volume rendering method.  The server renders with whatever OpenGL it has - often Mesa's
 #: software rasteriser, where GPU ray casting takes seconds a frame and CPU ray casting about
 #: 0.15 s (the 3D view of the sample MRI, 518x406).  MEDSYNTH_STUDIO_VR=gpu when the server has a GPU.
@@ -48,11 +67,12 @@ def volume_rendering_method() -> str:
     return VR_METHODS[choice]
 
 
-def sample_files() -> List[Path]:
-    from medsynth.runtime import resources_dir
+def sample_choices() -> List[dict]:
+    """The Load sample menu: ``[{key, title, subtitle}]`` of the shipped samples that are installed."""
+    from medsynth.sample_data import SAMPLES, sample_folder
 
-    folder = resources_dir() / "SampleData"
-    return [folder / name for name in SAMPLE_FILES if (folder / name).is_file()]
+    folder = sample_folder()
+    return [{"key": s.key, "title": s.label, "subtitle": s.file} for s in SAMPLES if (folder / s.file).is_file()]
 
 
 class Studio:
@@ -86,12 +106,19 @@ class Studio:
         self.url = ""
         self.refused: List[str] = []  # connections the guard refused (why), for the log and tests
         self.panels = []
+        self.state.change(OPEN_KEY)(self._one_panel)  # before the panels' own listeners on the same key
         for cls in load_panel_classes() if panel_classes is None else panel_classes:
             self.panels.append(cls(self.context))
         self.state.setdefault("studio_layout", layout)
         self.state.setdefault("studio_layouts", self.layout_manager.get_layout_ids())
-        self.state.setdefault("studio_panel", [self.panels[0].id] if self.panels else [])
+        self.state.setdefault(OPEN_KEY, [self.panels[0].id] if self.panels else [])
         self.state.setdefault("studio_ready", False)
+        self.state.setdefault("studio_samples", sample_choices())
+        self.state.setdefault("studio_error", "")
+        self.state.setdefault("studio_message", "")
+        self.state.setdefault("studio_card_open", False)
+        self.state.setdefault("studio_card", {})
+        self._card_models = all_panel_models(self.panels)
         self.state.trame__title = TITLE
         self.state.change("studio_layout")(self._on_layout)
         self.ui = self._build_ui()
@@ -113,16 +140,116 @@ class Studio:
         for path in paths:
             nodes.extend(lib.load_file(path))
         self.context.flush_scene_changes()
-        if nodes:
+        scalars = [n for n in nodes if n.GetClassName() == VOLUME_CLASS]
+        if scalars:
             if volumes is not None:
-                volumes.select_node("volume", nodes[0])
+                volumes.select_node("volume", scalars[0])
                 volumes.on_scene_changed()
             else:
-                self.context.show_volume(nodes[0])
+                self.context.show_volume(scalars[0])
+        if nodes and nodes[0] not in scalars:  # an RGB image first: in the slice backgrounds (no volume rendering)
+            display = self.slicer_app.display_manager
+            display.show_volume_in_slice_background(nodes[0])
+            display.show_volume_in_slice_foreground(None)
+            vr = self.slicer_app.volume_rendering  # the 3D view no longer shows an earlier volume
+            for other in self.context.volume_nodes():
+                if vr.has_vr_display_node(other):
+                    vr.get_vr_display_node(other).SetVisibility(False)
+            self.context.reset_views()
+        return nodes
+
+    def load_sample(self, key: str) -> list:
+        """Load a shipped sample (:mod:`medsynth.sample_data`) and get its panel ready: the sample chosen as the
+        panel's input (and as the input of the other panels it is meant for, :data:`SAMPLE_PANELS`), that panel
+        open.  Returns the new nodes; :class:`~medsynth.errors.InputError` for an unknown or missing sample."""
+        from medsynth.sample_data import get_sample, sample_path
+
+        sample = get_sample(key)
+        nodes = self.load([sample_path(key)])
+        if not nodes:
+            return nodes
+        node = nodes[0]
+        node.SetAttribute("DICOM.Modality", sample.modality)
+        node.SetAttribute("MedSynth.SampleData", sample.key)
+        if sample.simulated:
+            node.SetAttribute("MedSynth.Note", f"simulated sample data ({sample.file}; Resources/SampleData/README.md),"
+                                               " not a measurement")
+        if key in SAMPLE_WINDOW_LEVEL:
+            window, level = SAMPLE_WINDOW_LEVEL[key]
+            volumes = self.panel("volumes")
+            if volumes is not None and volumes.state[volumes.key("volume")] == node.GetID():
+                volumes.logic.set_window_level(node, window, level)
+                volumes.set_values(preset="custom", window=window, level=level)  # the sliders follow
+            elif node.GetDisplayNode() is not None:
+                node.GetDisplayNode().AutoWindowLevelOff()
+                node.GetDisplayNode().SetWindowLevel(window, level)
+        open_id, inputs = SAMPLE_PANELS.get(key, ("volumes", {}))
+        for panel_id, input_name in inputs.items():
+            panel = self.panel(panel_id)
+            node_input = next((i for i in getattr(panel, "inputs", ()) if i.name == input_name), None)
+            if node_input is not None and node.GetClassName() == node_input.node_class:
+                panel.refresh_inputs()
+                panel.select_node(input_name, node)
+        self.open_panel(open_id if self.panel(open_id) is not None else "volumes")
+        with self.state:
+            self.state.studio_error = ""
+            self.state.studio_message = f"Loaded {sample.label}: {node.GetName()}" + (
+                " (simulated: no patient behind it)" if sample.simulated else "")
         return nodes
 
     def panel(self, panel_id: str):
         return next((p for p in self.panels if p.id == panel_id), None)
+
+    # ------------------------------------------------------------------ panels: one open at a time
+    def open_panel(self, panel_id: Optional[str]) -> None:
+        """Open one panel (closing the open one); None closes every panel."""
+        with self.state:
+            self.state[OPEN_KEY] = [panel_id] if panel_id else []
+
+    def open_panels(self) -> List[str]:
+        return list(self.state[OPEN_KEY] or [])
+
+    def _one_panel(self, **_kwargs) -> None:
+        # the page sends at most one id (the drawer is a single-choice accordion); anything else (an old page,
+        # a script) is brought back to one panel: the last one named
+        value = self.state[OPEN_KEY]
+        fixed = None
+        if value is None or value == "":
+            fixed = []
+        elif isinstance(value, str):
+            fixed = [value]
+        elif isinstance(value, (list, tuple)) and len(value) > 1:
+            fixed = [value[-1]]
+        if fixed is not None:
+            self.state[OPEN_KEY] = fixed
+            for panel in self.panels:
+                panel._on_open_panels()  # noqa: SLF001 - the listeners may have run on the value before the fix
+
+    # ------------------------------------------------------------------ model cards
+    def show_card(self, model_id: str) -> None:
+        """Show a model's card in the page's dialog (the card text is sent as text; no route is served)."""
+        from .cards import card_text
+        from .tasks import error_text
+
+        try:
+            card = card_text(model_id, allowed=self._card_models)
+        except Exception as exc:  # noqa: BLE001 - shown in the page
+            with self.state:
+                self.state.studio_error = error_text(exc)
+            return
+        with self.state:
+            self.state.studio_card = card
+            self.state.studio_card_open = True
+
+    def _on_sample_menu(self, key: str) -> None:
+        from .tasks import error_text
+
+        try:
+            self.load_sample(key)
+        except Exception as exc:  # noqa: BLE001 - shown in the page
+            log.exception("loading sample %s failed", key)
+            with self.state:
+                self.state.studio_error = error_text(exc)
 
     # ------------------------------------------------------------------ UI
     def _on_layout(self, studio_layout, **_kwargs) -> None:
@@ -143,6 +270,16 @@ class Studio:
             layout.drawer.width = 360
             with layout.toolbar:
                 v3.VSpacer()
+                with v3.VMenu(location="bottom end"):
+                    with v3.Template(v_slot_activator="{ props }"):
+                        v3.VBtn("Load sample", v_bind="props", prepend_icon="mdi-database-import-outline",
+                                variant="tonal", size="small", classes="mr-2 medsynth-load-sample")
+                    with v3.VList(density="compact", classes="medsynth-samples"):
+                        v3.VListItem(
+                            v_for="s in studio_samples", key="s.key", title=("s.title",), subtitle=("s.subtitle",),
+                            click=(self._on_sample_menu, "[s.key]"),
+                            classes=("'medsynth-sample medsynth-sample-' + s.key",),
+                        )
                 v3.VSelect(
                     v_model=("studio_layout",),
                     items=("studio_layouts",),
@@ -155,16 +292,69 @@ class Studio:
                 )
                 v3.VProgressCircular(indeterminate=("!!trame__busy",), size=20, width=2, classes="mr-4")
             with layout.drawer:
-                with v3.VExpansionPanels(v_model=("studio_panel",), multiple=True, variant="accordion"):
+                v3.VAlert(text=("studio_error",), v_if=("studio_error",), type="error", density="compact",
+                          closable=True, click_close="studio_error = ''", classes="ma-2 medsynth-studio-error")
+                html.Div("{{ studio_message }}", v_if=("studio_message",),
+                         classes="text-caption px-3 pt-2 medsynth-studio-message")
+                # one panel open at a time: a single-choice accordion; the state keeps a list of at most one id
+                with v3.VExpansionPanels(
+                    model_value=(f"{OPEN_KEY} && {OPEN_KEY}.length ? {OPEN_KEY}[{OPEN_KEY}.length - 1] : null",),
+                    update_modelValue=f"{OPEN_KEY} = ($event === undefined || $event === null) ? [] : [$event]",
+                    variant="accordion",
+                    classes="medsynth-studio-panels",
+                ):
                     for panel in self.panels:
                         with v3.VExpansionPanel(value=panel.id, classes=f"medsynth-studio-panel-{panel.id}"):
                             v3.VExpansionPanelTitle(panel.title, prepend_icon=panel.icon)
                             with v3.VExpansionPanelText():
                                 panel.build_ui()
+                                self._build_card_links(panel)
+            self._build_card_dialog()
             with layout.content:
                 with html.Div(classes="medsynth-views", style="position: relative; height: 100%; width: 100%;"):
                     self.layout_manager.initialize_layout_grid(layout)
         return layout
+
+    def _build_card_links(self, panel) -> None:
+        from trame.widgets import html
+        from trame.widgets import vuetify3 as v3
+
+        from .cards import panel_cards
+
+        links = panel_cards(panel)
+        if not links:
+            return
+        with html.Div(classes=f"px-2 pb-2 medsynth-cards medsynth-cards-{panel.id}"):
+            for link in links:
+                v3.VBtn(
+                    link.label,
+                    click=(self.show_card, f"['{link.model_id}']"),
+                    disabled=not link.installed,
+                    variant="text",
+                    size="x-small",
+                    prepend_icon="mdi-file-document-outline",
+                    color="warning" if link.simulated else "info",
+                    classes=f"text-none medsynth-card-link medsynth-card-{link.model_id}",
+                    title=f"the model card of {link.model_id}" + (
+                        ": this model was trained on simulated data only" if link.simulated else ""),
+                )
+
+    def _build_card_dialog(self) -> None:
+        from trame.widgets import html
+        from trame.widgets import vuetify3 as v3
+
+        with v3.VDialog(v_model=("studio_card_open",), max_width=900, scrollable=True):
+            with v3.VCard(classes="medsynth-card-dialog"):
+                v3.VCardTitle("{{ studio_card.title }}", classes="text-wrap")
+                v3.VCardSubtitle("Trained on simulated data: numbers in this card say nothing about patients.",
+                                 v_if=("studio_card.simulated",), classes="text-warning medsynth-card-simulated")
+                with v3.VCardText(style="max-height: 70vh;"):
+                    # plain text: the card is shown as text (Vue escapes it), never rendered as HTML
+                    html.Div("{{ studio_card.text }}", classes="medsynth-card-text text-body-2",
+                             style="white-space: pre-wrap; font-family: monospace;")
+                with v3.VCardActions():
+                    v3.VSpacer()
+                    v3.VBtn("Close", click="studio_card_open = false", classes="medsynth-card-close")
 
     # ------------------------------------------------------------------ serving
     def start(self, host: str = "127.0.0.1", port: int = 8080, open_browser: bool = False,
@@ -215,11 +405,16 @@ class Studio:
 
 
 def build_studio(data: Sequence[os.PathLike] = (), server=None, **kwargs) -> Studio:
-    """A studio with ``data`` loaded (the sample data when empty)."""
+    """A studio with ``data`` loaded (the Volumes panel open), or, when empty, the :data:`DEFAULT_SAMPLE`
+    (the simulated chest CT) with the panel it is meant for open and ready (Nodule synthesis)."""
     studio = Studio(server=server, **kwargs)
-    files = list(data) or sample_files()
-    if files:
-        studio.load(files)
+    if data:
+        studio.load(list(data))
+        return studio
+    try:
+        studio.load_sample(DEFAULT_SAMPLE)
+    except InputError as exc:  # an install without sample data still opens, empty
+        log.warning("studio: %s", exc)
     return studio
 
 
@@ -231,6 +426,8 @@ def main(host: str = "127.0.0.1", port: int = 8080, data: Sequence[os.PathLike] 
     if max_upload_mb is not None:
         studio.context.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
     names = ", ".join(p.GetName() for p in studio.context.volume_nodes())
-    print(f"MedSynth Studio: loaded {names or 'no volume'}; panels: {', '.join(p.title for p in studio.panels)}", flush=True)
+    shown = ", ".join(p.title for p in studio.panels if p.id in studio.open_panels())
+    print(f"MedSynth Studio: loaded {names or 'no volume'}; panels: {', '.join(p.title for p in studio.panels)}"
+          f"{f' ({shown} open)' if shown else ''}", flush=True)
     studio.start(host=host, port=port, open_browser=open_browser)
     return 0

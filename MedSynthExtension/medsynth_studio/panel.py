@@ -9,7 +9,9 @@ A module panel is a subclass of :class:`StudioPanel` that declares, as class att
   Slicer widget's ``NODE_REFERENCES``;
 * ``actions``: :class:`Action` buttons;
 * ``logic_class``: the module's ``<Module>Lib`` logic (the same class the Slicer module
-  uses); it is built as ``logic_class(scene)`` into ``self.logic``.
+  uses); it is built as ``logic_class(scene)`` into ``self.logic``;
+* ``models`` (optional): the ids of the models it runs; the studio links each one's model card
+  under the panel (default: :data:`medsynth_studio.cards.PANEL_MODELS` by panel id).
 
 and implements
 
@@ -108,6 +110,7 @@ class StudioPanel:
     inputs: Tuple[NodeInput, ...] = ()
     actions: Tuple[Action, ...] = ()
     logic_class: Any = None
+    models: Tuple[str, ...] = ()
 
     def __init__(self, studio) -> None:
         """``studio``: the :class:`~medsynth_studio.context.StudioContext` (scene, views, state)."""

@@ -31,7 +31,8 @@ def register(sub) -> None:
         "studio",
         help="web app: Slicer's views and the MedSynth panels in a browser",
         description="Start MedSynth Studio (Slicer's own views over the real MRML scene, in a browser). "
-        "Loads the sample data when no file is given and prints the address, which holds a random token made "
+        "Opens on the simulated chest CT sample with the Nodule synthesis panel ready when no file is given (the "
+        "toolbar's Load sample menu has the other samples) and prints the address, which holds a random token made "
         "for this launch: only a page opened from that address can connect.",
     )
     p.add_argument("--host", default="127.0.0.1",
@@ -40,7 +41,7 @@ def register(sub) -> None:
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument(
         "--data", nargs="+", metavar="FILE", default=None,
-        help="volumes (.nii.gz, .nrrd, .mha, DICOM folder) or .mrb scenes to load instead of the sample data",
+        help="volumes (.nii.gz, .nrrd, .mha, DICOM folder) or .mrb scenes to load instead of the chest CT sample",
     )
     p.add_argument("--max-upload-mb", type=float, default=None, metavar="MB",
                    help="largest upload accepted from the page, all files together (default 2048)")
