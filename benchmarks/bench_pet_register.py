@@ -38,15 +38,10 @@ GROUPS = ("NC", "PD")
 
 
 def rotation(axis: str, degrees: float):
-    import numpy as np
+    """Rotation matrix about one RAS axis (right-handed, active)."""
+    from scipy.spatial.transform import Rotation
 
-    a = np.deg2rad(degrees)
-    c, s = np.cos(a), np.sin(a)
-    if axis == "x":
-        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    if axis == "y":
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    return Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
 
 
 def random_affine(rng, max_rot_deg: float = 12.0, max_shift_mm: float = 15.0, scale_range=(0.95, 1.05)):

@@ -139,6 +139,17 @@ def request(args, params: Sequence[Any], aliases: Optional[Mapping[str, str]] = 
     return vary, fixed
 
 
+def run_sheet_command(args, inputs: Sequence[Any], make) -> Dict[str, Any]:
+    """The command-line body of ``medsynth sheet WHAT``: the output checked before any work (not an input, a .png
+    or .pdf, a writable place), then ``make()``; all or nothing."""
+    from .outputs import OutputPlan
+
+    plan = OutputPlan(inputs=list(inputs))
+    plan.file(args.out, "--out", SHEET_SUFFIXES)
+    with plan:
+        return make()
+
+
 def caption(params: Sequence[Any], changes: Mapping[str, Any], names: bool = False) -> str:
     """"label value unit" (or "name value unit" with ``names``) of each changed parameter, comma-separated."""
     by_name = {p.name: p for p in params}
@@ -152,5 +163,5 @@ def caption(params: Sequence[Any], changes: Mapping[str, Any], names: bool = Fal
     return ", ".join(out)
 
 
-__all__ = ["MAX_TILES", "SHEET_SUFFIXES", "add_sheet_arguments", "caption", "request", "check_out", "grid_of", "parse_set", "parse_vary", "settings",
+__all__ = ["MAX_TILES", "SHEET_SUFFIXES", "add_sheet_arguments", "caption", "request", "run_sheet_command", "check_out", "grid_of", "parse_set", "parse_vary", "settings",
            "write_grid"]

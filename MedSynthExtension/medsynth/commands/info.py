@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 
 
 #: module -> the distributions that may provide it (versions are read from their metadata: nothing is imported, so

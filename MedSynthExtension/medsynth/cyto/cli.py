@@ -49,15 +49,11 @@ def register(sub) -> None:
 
 def run_sheet(args) -> int:
     from ..progress import progress_printer
-    from ..outputs import OutputPlan
-    from ..sheets import request
+    from ..sheets import request, run_sheet_command
     from .sheet import ALIASES, SHEET_PARAMS, cells_sheet
 
     vary, fixed = request(args, SHEET_PARAMS, ALIASES)
-    plan = OutputPlan()
-    plan.file(args.out, "--out", (".png", ".pdf"))
-    with plan:
-        facts = cells_sheet(args.out, vary, fixed, args.model, progress=progress_printer)
+    facts = run_sheet_command(args, [], lambda: cells_sheet(args.out, vary, fixed, args.model, progress=progress_printer))
     print(f"wrote {args.out}: {len(facts['tiles'])} cells ({facts['model']}; synthetic)")
     return 0
 

@@ -106,29 +106,12 @@ def evaluate_cohort(folder: Any, reporter: Optional[Reporter] = None, log=print,
 
 
 def run(args) -> int:
-    from ..progress import progress_printer
-    from ..io import atomic_output
-    from ..outputs import JSON, OutputPlan
-    from ..pet.cohorts import evaluation_cohort
+    from ..pet.cohorts import run_evaluation
 
-    plan = OutputPlan(inputs=[args.cohort])
-    plan.file(args.report, "--report", JSON)
-    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
-        res = evaluate_cohort(cohort.folder, Reporter(progress_printer), include_training=args.include_training)
-        res["cohort"] = cohort.words()
-        res["cohort_seed"] = cohort.seed
-        if cohort.simulated_here:
-            res["command"] = f"medsynth evaluate metaad --subjects {args.subjects} --seed {cohort.seed}"
-        if args.report:
-            with atomic_output(Path(args.report)) as tmp:
-                tmp.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res["summary"], indent=2))
-    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
-          "simulated images, not real PET")
-    if args.report:
-        print(f"wrote {args.report}")
-    return 0
+    def evaluate(folder, reporter):
+        return evaluate_cohort(folder, reporter, include_training=args.include_training)
 
+    return run_evaluation(args, "metaad", evaluate, lambda res: print(json.dumps(res["summary"], indent=2)))
 
 def register(sub) -> None:
     from ..pet.cohorts import add_cohort_arguments

@@ -166,20 +166,17 @@ def run_benchmark_cmd(args) -> int:
 
 
 def run_sheet(args) -> int:
-    from ..progress import progress_printer
     from ..errors import InputError
-    from ..outputs import OutputPlan
-    from .sheet import SHEET_SUFFIXES, nodule_sheet, parse_set, parse_vary
+    from ..progress import progress_printer
+    from ..sheets import request, run_sheet_command
+    from .sheet import ALIASES, nodule_sheet
 
     if args.window is not None and not args.window[0] < args.window[1]:
         raise InputError(f"--window LOW HIGH needs LOW < HIGH, got {args.window[0]:g} {args.window[1]:g}")
-    vary = [parse_vary(v) for v in args.vary]
-    fixed = dict(parse_set(v) for v in args.set or [])
-    plan = OutputPlan(inputs=[args.input])
-    plan.file(args.out, "--out", SHEET_SUFFIXES)
-    with plan:
-        facts = nodule_sheet(args.input, args.out, vary, fixed, ras=args.ras, window=args.window, fov_mm=args.fov,
-                             pixel_spacing_mm=args.pixel_spacing, progress=progress_printer)
+    vary, fixed = request(args, NODULE_PARAMS, ALIASES)
+    facts = run_sheet_command(args, [args.input], lambda: nodule_sheet(
+        args.input, args.out, vary, fixed, ras=args.ras, window=args.window, fov_mm=args.fov,
+        pixel_spacing_mm=args.pixel_spacing, progress=progress_printer))
     print(f"wrote {args.out}: {len(facts['tiles'])} tiles, nodule at RAS "
           f"({', '.join(f'{v:.1f}' for v in facts['ras'])}), shape model {facts['model']}")
     return 0
@@ -192,12 +189,10 @@ def register_sheet(inner) -> None:
                          description="A captioned grid: the first --vary runs along the columns, the second (if any) "
                          f"along the rows; NAME is a nodule parameter ({names}; 'diameter' for diameter_mm). CT tiles: "
                          "the axial slice through the nodule's centre; radiograph tiles: the image around it.")
+    from ..sheets import add_sheet_arguments
+
     s.add_argument("--input", required=True, help="chest CT (HU) or radiograph")
-    s.add_argument("--out", required=True, help=f"sheet file (.png or .pdf); {PARENT_RULE}")
-    s.add_argument("--vary", action="append", required=True, metavar="NAME=V1,V2,...",
-                   help="a parameter and its values (once or twice)")
-    s.add_argument("--set", action="append", metavar="NAME=VALUE", help="a parameter held at a value (default: its "
-                   "default)")
+    add_sheet_arguments(s, NODULE_PARAMS)
     s.add_argument("--ras", nargs=3, type=finite_float, metavar=("X", "Y", "Z"),
                    help="nodule centre in RAS mm (default: a lung point near the middle)")
     s.add_argument("--window", nargs=2, type=finite_float, metavar=("LOW", "HIGH"),

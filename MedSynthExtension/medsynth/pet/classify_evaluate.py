@@ -12,11 +12,10 @@ simulator (typical, PD with a normal FDG pattern, NC with a PD-like FDG pattern)
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict
 
 import numpy as np
 
@@ -132,29 +131,9 @@ def table(res: Dict[str, Any]) -> str:
 
 
 def run(args) -> int:
-    from ..progress import progress_printer
-    from ..io import atomic_output
-    from ..outputs import JSON, OutputPlan
-    from .cohorts import evaluation_cohort
+    from .cohorts import run_evaluation
 
-    plan = OutputPlan(inputs=[args.cohort])
-    plan.file(args.report, "--report", JSON)
-    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
-        res = evaluate_cohort(cohort.folder, Reporter(progress_printer))
-        res["cohort"] = cohort.words()
-        res["cohort_seed"] = cohort.seed
-        res["command"] = (f"medsynth evaluate pd-classify --subjects {args.subjects} --seed {cohort.seed}"
-                          if cohort.simulated_here else f"medsynth evaluate pd-classify --cohort {args.cohort}")
-        if args.report:
-            with atomic_output(Path(args.report)) as tmp:
-                tmp.write_text(json.dumps(res, indent=2) + "\n")
-    print(table(res))
-    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
-          "simulated images, not real PET")
-    if args.report:
-        print(f"wrote {args.report}")
-    return 0
-
+    return run_evaluation(args, "pd-classify", evaluate_cohort, lambda res: print(table(res)))
 
 def register(sub) -> None:
     from .cohorts import add_cohort_arguments

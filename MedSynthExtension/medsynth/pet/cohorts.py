@@ -96,5 +96,35 @@ def evaluation_cohort(args, log: Callable[[str], None] = print, reporter=None) -
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["Cohort", "FIRST_FRESH_SEED", "add_cohort_arguments", "check_cohort_arguments", "evaluation_cohort",
+def run_evaluation(args, what: str, evaluate: Callable[..., dict], show: Callable[[dict], None]) -> int:
+    """The command-line body of ``medsynth evaluate WHAT`` for PET: the cohort (given or simulated), the
+    evaluation, the report (with the cohort, its seed and the command that repeats it), the closing lines."""
+    import json
+
+    from ..io import atomic_output
+    from ..outputs import JSON, OutputPlan
+    from ..progress import Reporter, progress_printer
+
+    plan = OutputPlan(inputs=[args.cohort])
+    plan.file(args.report, "--report", JSON)
+    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
+        res = evaluate(cohort.folder, Reporter(progress_printer))
+        res["cohort"] = cohort.words()
+        res["cohort_seed"] = cohort.seed
+        if cohort.simulated_here:
+            res["command"] = f"medsynth evaluate {what} --subjects {args.subjects} --seed {cohort.seed}"
+        else:  # the evaluation's own command (it may say how the cohort was made) or the plain one
+            res.setdefault("command", f"medsynth evaluate {what} --cohort {args.cohort}")
+        if args.report:
+            with atomic_output(Path(args.report)) as tmp:
+                tmp.write_text(json.dumps(res, indent=2) + "\n")
+    show(res)
+    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
+          "simulated images, not real PET")
+    if args.report:
+        print(f"wrote {args.report}")
+    return 0
+
+
+__all__ = ["Cohort", "run_evaluation", "FIRST_FRESH_SEED", "add_cohort_arguments", "check_cohort_arguments", "evaluation_cohort",
            "fresh_seed"]

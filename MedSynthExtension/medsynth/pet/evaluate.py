@@ -309,32 +309,17 @@ def card_metrics_section(model_id: str, metrics: Dict[str, Any]) -> List[str]:
 
 # --------------------------------------------------------------------------- command line
 def run(args) -> int:
-    from ..progress import progress_printer
-    from ..io import atomic_output
-    from ..outputs import JSON, OutputPlan
-    from .cohorts import evaluation_cohort
+    from .cohorts import run_evaluation
 
-    plan = OutputPlan(inputs=[args.cohort])
-    plan.file(args.report, "--report", JSON)
-    with plan, evaluation_cohort(args, reporter=Reporter(progress_printer)) as cohort:
-        res = evaluate_cohort(cohort.folder, reporter=Reporter(progress_printer),
-                              include_training=args.include_training)
-        res["cohort"] = cohort.words()
-        res["cohort_seed"] = cohort.seed
-        if cohort.simulated_here:
-            res["command"] = f"medsynth evaluate fdg2cft --subjects {args.subjects} --seed {cohort.seed}"
-        if args.report:
-            with atomic_output(Path(args.report)) as tmp:
-                tmp.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps(res["summary"], indent=2))
-    if res["skipped_training_subjects"]:
-        print(f"skipped {len(res['skipped_training_subjects'])} subjects the model was trained or validated on")
-    print(f"{len(res['subjects'])} subjects of {res['cohort']} in {res['seconds']:.0f} s ({res['device']}); "
-          "simulated images, not real PET")
-    if args.report:
-        print(f"wrote {args.report}")
-    return 0
+    def evaluate(folder, reporter):
+        return evaluate_cohort(folder, reporter=reporter, include_training=args.include_training)
 
+    def show(res):
+        print(json.dumps(res["summary"], indent=2))
+        if res["skipped_training_subjects"]:
+            print(f"skipped {len(res['skipped_training_subjects'])} subjects the model was trained or validated on")
+
+    return run_evaluation(args, "fdg2cft", evaluate, show)
 
 def register(sub) -> None:
     from .cohorts import add_cohort_arguments

@@ -65,15 +65,12 @@ def register(sub) -> None:
 
 def run_sheet(args) -> int:
     from ..progress import progress_printer
-    from ..sheets import request
+    from ..sheets import request, run_sheet_command
     from .sheet import SHEET_PARAMS, superres_sheet
 
     vary, fixed = request(args, SHEET_PARAMS)
-    plan = OutputPlan(inputs=[args.input])
-    plan.file(args.out, "--out", (".png", ".pdf"))
-    with plan:
-        facts = superres_sheet(args.input, args.out, vary, fixed, args.ras, args.fov, args.window,
-                               progress=progress_printer)
+    facts = run_sheet_command(args, [args.input], lambda: superres_sheet(
+        args.input, args.out, vary, fixed, args.ras, args.fov, args.window, progress=progress_printer))
     print(f"wrote {args.out}: {len(facts['tiles'])} settings beside the input, {facts['plane']} plane")
     return 0
 
