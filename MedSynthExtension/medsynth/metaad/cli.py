@@ -35,7 +35,9 @@ def register(sub) -> None:
     p.add_argument("out_map", help="signed anomaly map (%% of brain mean, on the input's grid): .nii.gz .nii .nrrd .mha")
     p.add_argument("--report", help=".json report: subject score, threshold and how it was set, regional table")
     p.add_argument("--abs-map", help="also write the absolute anomaly map here")
-    p.add_argument("--space", choices=("auto", "mni", "native"), default="auto")
+    from ..pet.params import SPACES
+
+    p.add_argument("--space", choices=SPACES, default="auto")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=argparse.SUPPRESS,
                    help="where the models run (the same as medsynth --device; not given: that one holds)")
     p.set_defaults(func=run_metaad)

@@ -25,34 +25,12 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError
-from ..params import Param
 from ..progress import Reporter
 from ..volume import Volume
 from .atlas import LABEL_OF, REFERENCE_REGIONS, PetAtlas, load_atlas
+from .params import REFERENCES, SBR_PARAMS, SPACES  # noqa: F401 (declared in params.py; part of this module's API)
 
 SBR_REGIONS = ("caudate", "putamen_anterior", "putamen_posterior", "putamen", "striatum")
-REFERENCES = tuple(REFERENCE_REGIONS)
-SPACES = ("auto", "mni", "native")
-
-SBR_PARAMS = (
-    Param(
-        "reference",
-        str,
-        "occipital",
-        "Reference region",
-        choices=REFERENCES,
-        help="non-specific reference: occipital cortex or cerebellar grey matter",
-    ),
-    Param(
-        "space",
-        str,
-        "auto",
-        "Input space",
-        choices=SPACES,
-        help="mni = input already in MNI space; native = register to the CFT template; auto = mni when on the "
-        "atlas grid, else register",
-    ),
-)
 
 _PARTS = {
     "caudate": ("caudate",),

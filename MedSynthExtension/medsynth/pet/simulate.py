@@ -59,11 +59,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..params import Param
 from ..progress import Reporter
 from ..volume import Volume
 from ._img import FWHM_TO_SIGMA, gaussian_array, to_sitk_float
 from .atlas import LABEL_OF, LABELS, PetAtlas, load_atlas
+from .params import SIMULATE_PARAMS  # noqa: F401 (declared in params.py; part of this module's API)
 
 GROUPS = ("NC", "PD")
 TRACERS = ("FDG", "CFT")
@@ -130,20 +130,6 @@ LINK: Dict[str, float] = {
     "healthy_striatal_asymmetry_sd": 0.04,  # whole-striatum healthy binding asymmetry (L - R), N(0, 0.04)
 }
 
-SIMULATE_PARAMS = (
-    Param("subjects", int, 10, "Subjects", minimum=1, maximum=10000, step=1, help="number of subjects to simulate"),
-    Param(
-        "pd_fraction",
-        float,
-        0.5,
-        "PD fraction",
-        minimum=0.0,
-        maximum=1.0,
-        step=0.05,
-        help="fraction of subjects with Parkinson's disease (rounded to a count)",
-    ),
-    Param("seed", int, 0, "Seed", minimum=0, maximum=2**31 - 1, step=1, help="random seed (same seed, same cohort)"),
-)
 
 
 @dataclass
