@@ -1,11 +1,13 @@
 """The ``medsynth`` command line: one module per subcommand, each with ``register(subparsers)``.
 
-A new package adds its command module to :data:`COMMAND_MODULES` and, for the demo,
-a part to ``medsynth.commands.demo.DEMO_PARTS``.
+The commands of the engine's packages, their evaluators, sheets and demo parts come from
+:data:`medsynth.packages.PACKAGES` (one registration per package).
 """
 
 import importlib
 from typing import Sequence
+
+from ..packages import command_modules
 
 COMMAND_MODULES = [
     "medsynth.commands.info",
@@ -14,13 +16,7 @@ COMMAND_MODULES = [
     "medsynth.commands.evaluate",
     "medsynth.commands.studio",
     "medsynth.commands.sheet",
-    "medsynth.pet.cli",
-    "medsynth.superres.cli",
-    "medsynth.nodule.commands",
-    "medsynth.cyto.cli",
-    "medsynth.mrct.cli",
-    "medsynth.metaad.cli",
-]
+] + command_modules()
 
 
 def register_group(sub, name: str, help: str, modules: Sequence[str], hook: str = "register") -> None:

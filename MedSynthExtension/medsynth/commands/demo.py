@@ -1,7 +1,7 @@
 """``medsynth demo``: the main job on a fresh machine. Runs each module's part on the
 shipped sample data, writes outputs and PNG overviews to a folder, and prints where.
 
-A package appends ``(name, function)`` to :data:`DEMO_PARTS`; the function takes
+The packages' parts come from :data:`medsynth.packages.PACKAGES`; each part's function takes
 ``(out_dir, reporter)`` and returns the paths it wrote.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, List, Tuple
 
+from ..packages import demo_parts
 from ..progress import Reporter
 from ..runtime import resources_dir
 
@@ -41,13 +42,7 @@ def foundation_part(out_dir: Path, reporter: Reporter) -> List[Path]:
     return written
 
 
-DEMO_PARTS: List[Tuple[str, DemoPart]] = [("foundation", foundation_part)]
-DEMO_PARTS.append(("pet", lambda out_dir, reporter: __import__("medsynth.pet.demo", fromlist=["x"]).pet_demo_part(out_dir, reporter)))
-DEMO_PARTS.append(("superres", lambda out_dir, reporter: __import__("medsynth.superres.demo", fromlist=["x"]).demo_part(out_dir, reporter)))
-DEMO_PARTS.append(("nodule", lambda out_dir, reporter: __import__("medsynth.nodule.demo", fromlist=["x"]).nodule_part(out_dir, reporter)))
-DEMO_PARTS.append(("cyto", lambda out_dir, reporter: __import__("medsynth.cyto.demo", fromlist=["x"]).cyto_part(out_dir, reporter)))
-DEMO_PARTS.append(("mrct", lambda out_dir, reporter: __import__("medsynth.mrct.demo", fromlist=["x"]).mrct_part(out_dir, reporter)))
-DEMO_PARTS.append(("anomaly-detection", lambda out_dir, reporter: __import__("medsynth.metaad.demo", fromlist=["x"]).demo_part(out_dir, reporter)))
+DEMO_PARTS: List[Tuple[str, DemoPart]] = [("foundation", foundation_part)] + demo_parts()
 
 
 def run(args) -> int:

@@ -1,22 +1,16 @@
 """``medsynth evaluate WHAT ...``: measured comparisons against baselines, run on demand.
 
-A package adds a module to :data:`EVALUATOR_MODULES`; each has
-``register(subparsers)`` adding its ``evaluate`` sub-subcommand.
+The modules come from :data:`medsynth.packages.PACKAGES`; each has ``register(subparsers)`` adding its
+``evaluate`` sub-subcommand.
 """
 
 from __future__ import annotations
 
 from typing import List
 
-EVALUATOR_MODULES: List[str] = []
-EVALUATOR_MODULES.append("medsynth.superres.evaluate")
-EVALUATOR_MODULES.append("medsynth.cyto.evaluate")
-EVALUATOR_MODULES.append("medsynth.cyto.augmentation")
-EVALUATOR_MODULES.append("medsynth.mrct.evaluate")
-EVALUATOR_MODULES.append("medsynth.pet.evaluate")
-EVALUATOR_MODULES.append("medsynth.metaad.evaluate")
-EVALUATOR_MODULES.append("medsynth.pet.classify_evaluate")
-EVALUATOR_MODULES.append("medsynth.nodule.mining")
+from ..packages import evaluator_modules
+
+EVALUATOR_MODULES: List[str] = evaluator_modules()
 
 
 def register(sub) -> None:

@@ -1,13 +1,15 @@
 """``medsynth sheet WHAT``: variation sheets for teaching (a captioned grid of one lesion at several settings).
 
-Each module that makes sheets adds ``register_sheet(subparsers)`` to :data:`SHEET_MODULES`.
+The modules (each with ``register_sheet(subparsers)``) come from :data:`medsynth.packages.PACKAGES`.
 """
 
 from __future__ import annotations
 
 from typing import List
 
-SHEET_MODULES: List[str] = ["medsynth.nodule.commands", "medsynth.cyto.cli", "medsynth.superres.cli"]
+from ..packages import sheet_modules
+
+SHEET_MODULES: List[str] = sheet_modules()
 
 
 def register(sub) -> None:
