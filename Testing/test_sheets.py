@@ -99,3 +99,23 @@ def test_superres_sheet(tmp_path, capsys):
     assert not (tmp_path / "bad.png").exists()
     assert main(["sheet", "superres", "--input", str(src), "--vary", "spacing=2", "--out", str(src)]) == 2
     assert src.read_bytes() == before
+
+
+def test_superres_sheet_from_a_volume_in_memory(tmp_path):
+    """A Volume (a studio or Slicer node's image) instead of a file: the same sheet, named by the volume."""
+    from medsynth.io import read_volume
+    from medsynth.superres.sheet import superres_sheet
+
+    src = _thick(tmp_path)
+    volume = read_volume(src).with_array(read_volume(src).array, name="thick_in_memory")
+    before = volume.array.copy()
+    from_file = superres_sheet(src, tmp_path / "f.png", [("spacing", [2.0, 1.0])], {"method": "linear"}, fov_mm=40)
+    from_memory = superres_sheet(volume, tmp_path / "m.png", [("spacing", [2.0, 1.0])], {"method": "linear"},
+                                 fov_mm=40)
+    assert from_memory["tiles"] == from_file["tiles"] and from_memory["plane"] == from_file["plane"] == "coronal"
+    assert _png_size(tmp_path / "m.png") == _png_size(tmp_path / "f.png")
+    assert (tmp_path / "m.png").read_bytes() != (tmp_path / "f.png").read_bytes()  # titled by the volume's name
+    np.testing.assert_array_equal(volume.array, before)  # the input is untouched
+    with pytest.raises(InputError):
+        superres_sheet(volume, tmp_path / "bad.png", [("spacing", [2.0])], ras=(500.0, 0.0, 0.0))
+    assert not (tmp_path / "bad.png").exists()

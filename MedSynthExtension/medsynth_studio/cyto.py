@@ -25,6 +25,7 @@ from .controls import build_control
 from .modules import import_lib
 from .panel import Action, NodeInput, StudioPanel
 from .points import PointPlacement
+from .sheets import TeachingSheet, parse_request
 
 _lib = import_lib("CytoSynth")  # ImportError when the module has not landed: the panel is skipped
 CytoSynthLogic = _lib.CytoSynthLogic
@@ -47,7 +48,7 @@ POINT_ACTIONS = (
 )
 
 
-class CytoSynthPanel(PointPlacement, StudioPanel):
+class CytoSynthPanel(TeachingSheet, PointPlacement, StudioPanel):
     """Cell gallery (long action) and insertion of one cell at a point into an RGB cytology image."""
 
     id = "cyto"
@@ -65,6 +66,7 @@ class CytoSynthPanel(PointPlacement, StudioPanel):
                help=f"add a synthetic {SMEAR_PX} px Pap-smear background (no data needed) and choose it"),
     )
     logic_class = CytoSynthLogic
+    SHEET_EXAMPLES = ("cell_class=all", "seed=0,1,2")
 
     def __init__(self, studio) -> None:
         super().__init__(studio)
@@ -191,6 +193,25 @@ class CytoSynthPanel(PointPlacement, StudioPanel):
         if values["cell_class"] == "all":
             self.set_values(cell_class="HSIL")  # Insert needs one class
             self.apply_live("cell_class")
+
+    def sheet_job(self, values: Dict[str, Any], texts: Sequence[str]):
+        """Teaching sheet (:class:`~medsynth_studio.sheets.TeachingSheet`): generated cells
+        (:func:`medsynth.cyto.sheet.cells_sheet`, as ``medsynth sheet cells``) with the panel's class, naming and
+        seed for what does not vary."""
+        from medsynth.cyto.sheet import ALIASES, SHEET_PARAMS, cells_sheet
+
+        fixed = {p.name: values[p.name] for p in SHEET_PARAMS}
+        items = parse_request(texts, SHEET_PARAMS, ALIASES, fixed)
+        varied = {name for name, _ in items}
+        fixed = {k: v for k, v in fixed.items() if k not in varied}
+        if "cell_class" not in varied and fixed["cell_class"] == "all":
+            raise InputError("Teaching sheet: choose one class in the panel, or vary cell_class (all = every class "
+                             "of the naming)")
+
+        def write(path, progress):
+            return cells_sheet(path, items, fixed, progress=progress)
+
+        return f"cells_sheet_{fixed.get('naming', values['naming'])}", write
 
     def on_centre_of_image(self, values: Dict[str, Any]) -> None:
         host = self.node("image")

@@ -28,6 +28,7 @@ from .controls import build_control
 from .modules import import_lib, model_available
 from .panel import Action, NodeInput, StudioPanel
 from .points import PointPlacement
+from .sheets import TeachingSheet, parse_request
 
 _lib = import_lib("NoduleSynth")  # ImportError when the module has not landed: the panel is skipped
 NoduleSynthLogic = _lib.NoduleSynthLogic
@@ -50,7 +51,7 @@ CENTRE_ACTIONS = (
 )
 
 
-class NoduleSynthPanel(PointPlacement, StudioPanel):
+class NoduleSynthPanel(TeachingSheet, PointPlacement, StudioPanel):
     """Nodule insertion with live sliders, add and undo."""
 
     id = "nodule"
@@ -68,6 +69,7 @@ class NoduleSynthPanel(PointPlacement, StudioPanel):
                help="add a small synthetic chest CT (no data needed) and choose it as the input"),
     )
     logic_class = NoduleSynthLogic
+    SHEET_EXAMPLES = ("diameter_mm=5,10,15,20,25", "texture=solid,part-solid,ggo")
 
     def __init__(self, studio) -> None:
         super().__init__(studio)
@@ -210,6 +212,29 @@ class NoduleSynthPanel(PointPlacement, StudioPanel):
         ras = self.logic.suggestLungPoint(node, values["diameter_mm"], seed=self._suggestions)
         self._suggestions += 1
         self.set_centre(ras, jump=True)
+
+    def sheet_job(self, values: Dict[str, Any], texts: Sequence[str]):
+        """Teaching sheet (:class:`~medsynth_studio.sheets.TeachingSheet`): ``logic.makeTeachingSheet`` on the input's
+        image (read here) with the panel's sliders, at the panel's centre once a nodule has been made on this input
+        (else the logic's lung point near the middle, as the Slicer panel without a point)."""
+        from medsynth.nodule.sheet import ALIASES
+
+        node = self.node("volume")
+        if node is None:
+            raise InputError("no input volume: load or choose a chest CT or radiograph first")
+        fixed = self.module_values(values)
+        parse_request(texts, NODULE_PARAMS, ALIASES, fixed)
+        host = self.logic.teachingSheetHost(node)  # MRML read on the event loop; the writer touches no node
+        ras = self.centre(values) if self.logic.session is not None and self.logic.input_node is node else None
+        logic, texts = self.logic, [t for t in texts if str(t or "").strip()]
+
+        def write(path, progress):
+            facts = logic.makeTeachingSheet(host, str(path), texts, fixed, ras=ras, progress=progress)
+            where = "the panel's centre" if ras is not None else "a lung point"
+            facts["note"] = f"{where}, RAS ({', '.join(f'{v:.0f}' for v in facts['ras'])})"
+            return facts
+
+        return f"{node.GetName()}_nodule_sheet", write
 
     # ------------------------------------------------------------------ click to place (PointPlacement)
     def point_placed(self, ras) -> None:

@@ -22,7 +22,8 @@ and implements
   module's ``startTask`` returns - to run it as a long action with progress and Cancel;
 * ``download_<action name>(values) -> (file name, bytes)`` for ``Action(kind="download")``;
 * optionally ``build_extra()`` for widgets the declarations do not cover (``build_params()``
-  to arrange the generated controls differently), ``on_scene_changed()`` and
+  to arrange the generated controls differently, ``build_footer(busy)`` for widgets after the
+  buttons), ``on_scene_changed()`` and
   ``on_visibility_changed(visible)`` (the panel was opened or closed in the page: a module
   that borrows a view, like a live preview, gives it back while closed; see ``visible()``).
 
@@ -315,6 +316,7 @@ class StudioPanel:
                 with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
                     for action in self.actions:
                         self._build_action(action, busy)
+            self.build_footer(busy)
             with html.Div(v_if=(busy,), classes="mt-2 medsynth-progress"):
                 v3.VProgressLinear(model_value=(self.key("progress"),), color="primary", height=6)
                 with html.Div(classes="d-flex align-center"):
@@ -349,6 +351,10 @@ class StudioPanel:
 
     def build_extra(self) -> None:
         """Widgets beyond the declarations (override; called inside the panel's layout)."""
+
+    def build_footer(self, busy: str) -> None:
+        """Widgets after the action buttons, above the progress bar and errors (override; e.g. the teaching sheet
+        area of :class:`medsynth_studio.sheets.TeachingSheet`)."""
 
     def _build_action(self, action: Action, busy: str) -> None:
         from trame.widgets import vuetify3 as v3

@@ -24,6 +24,7 @@ from medsynth.superres.params import SUPERRES_PARAMS
 
 from .modules import import_lib, model_available
 from .panel import Action, NodeInput, StudioPanel
+from .sheets import TeachingSheet, parse_request
 
 _lib = import_lib("SliceSuperRes")  # ImportError when the module has not landed: the panel is skipped
 SliceSuperResLogic = _lib.SliceSuperResLogic
@@ -41,7 +42,7 @@ PANEL_PARAMS = (
 MODULE_NAMES = tuple(p.name for p in SUPERRES_PARAMS)
 
 
-class SliceSuperResPanel(StudioPanel):
+class SliceSuperResPanel(TeachingSheet, StudioPanel):
     """Slice super-resolution (SA-INR, B-spline, linear) with a live slab preview."""
 
     id = "superres"
@@ -56,6 +57,7 @@ class SliceSuperResPanel(StudioPanel):
                     "(k when auto), made with the slice-profile model"),
     )
     logic_class = SliceSuperResLogic
+    SHEET_EXAMPLES = ("spacing=3,1.5", "method=sainr,bspline")
 
     def __init__(self, studio) -> None:
         super().__init__(studio)
@@ -195,6 +197,41 @@ class SliceSuperResPanel(StudioPanel):
             self._set(output=out.GetName(), output_id=out.GetID(), grid=f"Done: {out.GetName()} ({result.grid.describe()})")
 
         return compute, on_done
+
+    def sheet_job(self, values: Dict[str, Any], texts):
+        """Teaching sheet (:class:`~medsynth_studio.sheets.TeachingSheet`): a region of the input at each setting
+        beside the input as acquired (:func:`medsynth.superres.sheet.superres_sheet`, as ``medsynth sheet
+        superres``), with the panel's spacing, axis, method and gate for what does not vary, around the centre of
+        the axial view (the volume's centre when the view is outside it), in the input's window/level when one was
+        chosen (else the sheet's own)."""
+        import numpy as np
+
+        from medsynth.superres.sheet import SHEET_PARAMS, superres_sheet
+
+        node = self.node("volume")
+        if node is None:
+            raise InputError("no input volume: load or choose a volume first")
+        fixed = {p.name: values[p.name] for p in SHEET_PARAMS}
+        items = parse_request(texts, SHEET_PARAMS, None, fixed)
+        varied = {name for name, _ in items}
+        fixed = {k: v for k, v in fixed.items() if k not in varied}
+        volume = self.logic.inputVolume(node)  # MRML read on the event loop
+        ras = None
+        view = self.studio.axial_view()
+        if view is not None:
+            centre = np.asarray(self.studio.slice_plane(view)[0], float)
+            ijk = volume.ras_to_ijk_points(centre[None])[0]
+            if all(0 <= ijk[a] <= volume.shape_ijk[a] - 1 for a in range(3)):
+                ras = [float(x) for x in centre]
+        window = None  # automatic window/level: the sheet's own (percentiles of the input's region)
+        display = node.GetDisplayNode()
+        if display is not None and not display.GetAutoWindowLevel() and display.GetWindow() > 0:  # one chosen
+            window = (display.GetLevel() - display.GetWindow() / 2.0, display.GetLevel() + display.GetWindow() / 2.0)
+
+        def write(path, progress):
+            return superres_sheet(volume, path, items, fixed, ras=ras, window=window, progress=progress)
+
+        return f"{node.GetName()}_superres_sheet", write
 
     def on_thick(self, values: Dict[str, Any]) -> None:
         from medsynth.superres.degrade import degrade_volume

@@ -163,14 +163,25 @@ class NoduleSynthLogic:
         return ras
 
     # ------------------------------------------------------------------ teaching sheet
+    def teachingSheetHost(self, input_node: Any) -> Any:
+        """The image a teaching sheet is made on, read from ``input_node`` (a
+        :class:`medsynth.nodule.images.Host`): read it on the thread that owns MRML and give it to
+        :meth:`makeTeachingSheet` in a worker thread, which then touches no node (the studio does so)."""
+        from medsynth.nodule.images import host_from_volume
+
+        if input_node is None:
+            raise InputError("no input volume: choose a chest CT or radiograph first")
+        return host_from_volume(volume_from_node(input_node), photometric_of(input_node), source=input_node.GetName())
+
     def makeTeachingSheet(self, input_node: Any, out_path: str, vary: Sequence[str], fixed: Optional[Dict[str, Any]] = None,
                           ras: Optional[Sequence[float]] = None, window: Optional[Sequence[float]] = None,
                           progress: Any = None) -> Dict[str, Any]:
         """Write a teaching sheet (PNG or PDF) of one nodule at several settings on ``input_node``'s image
         (:func:`medsynth.nodule.sheet.nodule_sheet`, as ``medsynth sheet nodule``): ``vary`` holds one or two
         ``"NAME=v1,v2,..."`` texts (columns, then rows), ``fixed`` the other parameters' values (default: their
-        defaults), ``ras`` the centre (default: a lung point near the middle). Returns the sheet's facts."""
-        from medsynth.nodule.images import host_from_volume
+        defaults), ``ras`` the centre (default: a lung point near the middle). Returns the sheet's facts.
+        ``input_node``: a volume node, or the image :meth:`teachingSheetHost` read from one."""
+        from medsynth.nodule.images import Host
         from medsynth.nodule.sheet import nodule_sheet, parse_vary
         from medsynth.outputs import OutputPlan
 
@@ -181,8 +192,7 @@ class NoduleSynthLogic:
         items = [parse_vary(text) for text in vary if str(text).strip()]
         varied = {name for name, _ in items}
         fixed = {k: v for k, v in (fixed or {}).items() if k not in varied}  # the panel's other values
-        host = host_from_volume(volume_from_node(input_node), photometric_of(input_node),
-                                source=input_node.GetName())
+        host = input_node if isinstance(input_node, Host) else self.teachingSheetHost(input_node)
         plan = OutputPlan()
         plan.file(out_path, "sheet", (".png", ".pdf"))
         with plan:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -45,10 +45,13 @@ def _block(volume: Volume, ras: np.ndarray, half_mm: float) -> Volume:
     return Volume(np.ascontiguousarray(arr), m, volume.name, volume.modality)
 
 
-def superres_sheet(image: os.PathLike, out: os.PathLike, vary: Sequence[Vary], fixed: Optional[Dict[str, Any]] = None,
-                   ras: Optional[Sequence[float]] = None, fov_mm: Optional[float] = None,
-                   window: Optional[Sequence[float]] = None, progress=None) -> Dict[str, Any]:
-    """Write the sheet to ``out`` (.png or .pdf); returns its facts (tiles, plane, model)."""
+def superres_sheet(image: Union[os.PathLike, Volume], out: os.PathLike, vary: Sequence[Vary],
+                   fixed: Optional[Dict[str, Any]] = None, ras: Optional[Sequence[float]] = None,
+                   fov_mm: Optional[float] = None, window: Optional[Sequence[float]] = None,
+                   progress=None) -> Dict[str, Any]:
+    """Write the sheet to ``out`` (.png or .pdf); returns its facts (tiles, plane, model).
+    ``image``: a file, or a :class:`~medsynth.volume.Volume` already in memory (a studio or Slicer node's image;
+    the title names it by its ``name``)."""
     from ..io import read_volume
     from ..overview import plane, to_uint8
     from ..progress import Reporter
@@ -59,8 +62,9 @@ def superres_sheet(image: os.PathLike, out: os.PathLike, vary: Sequence[Vary], f
     check_out(out)
     fixed = dict(fixed or {})
     cols, rows = grid_of(vary, fixed)
-    volume = read_volume(image)
+    volume = image if isinstance(image, Volume) else read_volume(image)
     check_volume(volume)
+    source = volume.name if isinstance(image, Volume) else Path(str(image)).name
     centre = np.asarray(ras if ras is not None else volume.center_ras(), float)
     extent = np.asarray(volume.shape_ijk) * volume.spacing
     fov = float(fov_mm) if fov_mm else float(min(120.0, max(40.0, 0.5 * float(np.min(extent)))))
@@ -94,7 +98,7 @@ def superres_sheet(image: os.PathLike, out: os.PathLike, vary: Sequence[Vary], f
         e = get_entry("sainr")
         model = f"; SA-INR model {e.id} {e.version}"
     fixed_text = ", ".join(f"{k} {v}" for k, v in fixed.items())
-    title = [f"{Path(str(image)).name}: {orientation} plane through RAS ({', '.join(f'{x:.0f}' for x in centre)}), "
+    title = [f"{source}: {orientation} plane through RAS ({', '.join(f'{x:.0f}' for x in centre)}), "
              f"field {fov:.0f} mm, input spacing {volume.spacing[0]:.2f} x {volume.spacing[1]:.2f} x "
              f"{volume.spacing[2]:.2f} mm (axis {axis}){'; ' + fixed_text if fixed_text else ''}",
              f"MedSynth SliceSuperRes{model}"]
