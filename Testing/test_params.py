@@ -33,3 +33,14 @@ def test_command_line_options_come_from_the_declarations():
     assert "[3..30 mm]" in parser.format_help()
     with pytest.raises(SystemExit):
         parser.parse_args(["--texture", "glass"])
+
+
+def test_nodule_spec_fields_are_the_declared_parameters():
+    """NoduleSpec holds one field per declared nodule parameter, with the declared default (no second copy)."""
+    from dataclasses import fields
+
+    from medsynth.nodule.params import NODULE_PARAMS, NoduleSpec
+
+    spec = NoduleSpec()
+    assert [f.name for f in fields(NoduleSpec)] == [p.name for p in NODULE_PARAMS]
+    assert spec.to_dict() == {p.name: p.default for p in NODULE_PARAMS}

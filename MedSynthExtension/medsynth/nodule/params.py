@@ -51,15 +51,16 @@ BATCH_PARAMS = (
 class NoduleSpec:
     """Everything that defines one nodule (all validated against :data:`NODULE_PARAMS`)."""
 
-    diameter_mm: float = 10.0
-    texture: str = "solid"
-    solid_fraction: float = 0.5
-    sphericity: float = 0.0
-    lobulation: float = 0.0
-    spiculation: float = 0.0
-    seed: int = 0
-    solid_hu: float = 30.0
-    ggo_hu: float = -550.0
+    # defaults from the declarations (one place): a field per parameter of NODULE_PARAMS, checked in a test
+    diameter_mm: float = _BY_NAME["diameter_mm"].default
+    texture: str = _BY_NAME["texture"].default
+    solid_fraction: float = _BY_NAME["solid_fraction"].default
+    sphericity: float = _BY_NAME["sphericity"].default
+    lobulation: float = _BY_NAME["lobulation"].default
+    spiculation: float = _BY_NAME["spiculation"].default
+    seed: int = _BY_NAME["seed"].default
+    solid_hu: float = _BY_NAME["solid_hu"].default
+    ggo_hu: float = _BY_NAME["ggo_hu"].default
 
     def __post_init__(self) -> None:
         for f in fields(self):
