@@ -191,12 +191,10 @@ class CrossModalityTest(ScriptedLoadableModuleTest):
         self.test_bad_input_adds_nothing()
 
     def _fdgNode(self, group):
-        from medsynth.pet.atlas import load_atlas
-        from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+        from medsynth.pet.simulate import simulated_subject
         from medsynth_mrml import node_from_volume
 
-        rng = subject_rng(3, 0 if group == "NC" else 1)
-        sub = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, load_atlas())
+        sub = simulated_subject(group, 3)
         return node_from_volume(slicer.mrmlScene, sub.fdg, name=f"FDG_{group}")
 
     def test_synthesis_and_binding(self):

@@ -26,15 +26,9 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def fdg_volumes():
     """One simulated NC and one PD FDG (MNI 2 mm), seeded."""
-    from medsynth.pet.atlas import load_atlas
-    from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+    from medsynth.pet.simulate import simulated_subject
 
-    atlas = load_atlas()
-    out = {}
-    for i, group in enumerate(("NC", "PD")):
-        rng = subject_rng(5, i)
-        out[group] = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, atlas).fdg
-    return out
+    return {group: simulated_subject(group, 5).fdg for group in ("NC", "PD")}
 
 
 @pytest.fixture

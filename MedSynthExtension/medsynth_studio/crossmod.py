@@ -277,12 +277,10 @@ def simulated_fdg_task(studio, group: str, seed: int, on_node):
     self-tests do) as a volume node: ``(compute, on_done)``; ``on_node(node)`` then chooses and shows it."""
 
     def compute(progress, cancel):
-        from medsynth.pet.atlas import load_atlas
-        from medsynth.pet.simulate import draw_params, simulate_subject, subject_rng
+        from medsynth.pet.simulate import simulated_subject
 
         progress(0.1, f"simulating a {group} subject")
-        rng = subject_rng(seed, 0 if group == "NC" else 1)
-        subject = simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, load_atlas())
+        subject = simulated_subject(group, seed)
         cancel.raise_if_cancelled()
         return subject.fdg
 

@@ -574,6 +574,13 @@ def simulate_subject(
     return out
 
 
+def simulated_subject(group: str, seed: int, atlas: Optional[PetAtlas] = None) -> SimulatedSubject:
+    """One simulated subject drawn as the cohorts draw them: ``subject_rng(seed, 0)`` for NC, ``(seed, 1)`` for
+    PD (the recipe of the demo buttons, the modules' self-tests and their tests; one place)."""
+    rng = subject_rng(seed, 0 if group == "NC" else 1)
+    return simulate_subject(draw_params(rng, group, f"sub-{group}"), rng, atlas or load_atlas())
+
+
 @lru_cache(maxsize=2)
 def example_subject(group: str, seed: int = 11, atlas: Optional[PetAtlas] = None) -> SimulatedSubject:
     """One seeded subject for demos and self-tests (subject index 0 for NC, 1 for PD). The PD subject is made
@@ -751,6 +758,7 @@ __all__ = [
     "read_cohort",
     "simulate_cohort",
     "simulate_subject",
+    "simulated_subject",
     "subject_rng",
     "template_params",
 ]
