@@ -88,7 +88,7 @@ def load_pairs(folder: os.PathLike, log: Callable[[str], None] = print) -> List[
 
 
 def draw_real(pair: RealPair, rng: np.random.Generator, patch: int):
-    from .synth import Sample
+    from .pairs import Sample
 
     shape = pair.mr.shape
     pad = [(0, max(0, patch - s)) for s in shape]

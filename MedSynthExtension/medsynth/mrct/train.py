@@ -3,7 +3,7 @@
     python -m medsynth.mrct.train --out Resources/Models --seed 0 [--steps N] [--tiny] [--device cpu|cuda] [--data DIR]
     python -m medsynth.mrct.train --out MyModels --pairs PAIRS_DIR --seed 0      # also on your own MR/CT pairs
 
-Data: domain-randomised synthetic pairs (:mod:`medsynth.mrct.synth`) from the tissue anatomy of ``--data``
+Data: domain-randomised synthetic pairs (:mod:`medsynth.mrct.pairs`) from the tissue anatomy of ``--data``
 (default ../shared/data). With ``--pairs DIR`` (files ``<case>_mr.nii.gz`` + ``<case>_ct.nii.gz``, CT in HU, any
 body part), each CT is first aligned to its MR (:func:`medsynth.mrct.align.align_ct_to_mr`: affine then B-spline,
 Mattes mutual information, SimpleITK) and half of every batch is drawn from these real pairs (semantic classes
@@ -72,7 +72,7 @@ class Batcher:
 
     def __init__(self, args, rng: np.random.Generator) -> None:
         from .anatomy import anatomy
-        from .synth import deform
+        from .pairs import deform
 
         self.rng = rng
         self.args = args
@@ -85,12 +85,12 @@ class Batcher:
             self.real = load_pairs(args.pairs, log=_log)
 
     def refresh(self) -> None:
-        from .synth import deform
+        from .pairs import deform
 
         self.pool[int(self.rng.integers(len(self.pool)))] = deform(self.base, self.rng)
 
     def batch(self):
-        from .synth import draw_pair
+        from .pairs import draw_pair
 
         mr, ct, cl = [], [], []
         for b in range(self.args.batch):
