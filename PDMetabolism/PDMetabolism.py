@@ -15,7 +15,7 @@ if os.path.isdir(_EXT) and _EXT not in sys.path:
     sys.path.append(_EXT)
 
 from medsynth_slicer.widget import MedSynthModuleWidget  # noqa: E402
-from PDMetabolismLib import NODE_REFERENCES, PARAMS, PDMetabolismLogic  # noqa: E402
+from PDMetabolismLib import NODE_REFERENCES, PARAMS, Z_LEGEND_TITLE, PDMetabolismLogic  # noqa: E402
 
 CITATION = (
     "MetaAD (MICCAI 2024): metabolic anomaly detection in FDG PET by a cyclic FDG -> CFT -> FDG translation trained "
@@ -32,12 +32,15 @@ class PDMetabolism(ScriptedLoadableModule):
         self.parent.contributors = ["MedSynth developers"]
         self.parent.helpText = (
             "<i>Detect anomalies</i> reconstructs a healthy version of an 18F-FDG brain PET (FDG -> synthetic CFT -> "
-            "FDG, learned from normal controls) and shows |FDG - reconstruction| (% of the brain mean) over the FDG "
-            "as a coloured, thresholded map with a colour legend; the signed map (negative = hypometabolism) is a "
-            "second node. The regional table gives z-scores of the residual per atlas region against normal "
-            "controls; click a row to centre the views on that region. The subject score is compared with its "
-            "threshold (95th percentile of normal controls).<br><br>Trained and calibrated on <b>simulated</b> PET "
-            "only; not for clinical use.<br><br>" + CITATION
+            "FDG, learned from normal controls) and shows the residual FDG - reconstruction over the FDG as a "
+            "<b>z map</b>: the residual divided by the normal controls' SD of the residual in the voxel's atlas "
+            "region (regional-SD z, not a voxel-wise z). Blue = hypometabolism, red = hypermetabolism, window "
+            "+-4 z, voxels with |z| below the threshold hidden, with a colour legend; in 3D a volume rendering of "
+            "the z map (or the slice planes). The absolute and signed maps (% of the brain mean) are further nodes. "
+            "The regional table (shown beside the views) gives z-scores of the mean residual per atlas region "
+            "against normal controls; click a row to centre the views on that region. The subject score is "
+            "compared with its threshold (95th percentile of normal controls).<br><br>Trained and calibrated on "
+            "<b>simulated</b> PET only; not for clinical use.<br><br>" + CITATION
         )
         self.parent.acknowledgementText = "MedSynth. Atlas from MNI ICBM152 2009a and AAL. Method: " + CITATION
 
@@ -49,9 +52,10 @@ class PDMetabolismWidget(MedSynthModuleWidget):
     APPLY_TEXT = "Detect anomalies"
 
     def setupModule(self):
-        self._mapNode = None
+        self._zNode = None
         self._tableNode = None
-        self.ui.thresholdSliderWidget.connect("valueChanged(double)", self.onThresholdChanged)
+        self.ui.legendLabel.text = f"Map: {Z_LEGEND_TITLE}"
+        self.ui.zThresholdSliderWidget.connect("valueChanged(double)", self.onThresholdChanged)
         self.ui.opacitySliderWidget.connect("valueChanged(double)", self.onOpacityChanged)
         self.ui.regionTableView.connect("clicked(QModelIndex)", self.onRegionClicked)
 
@@ -60,11 +64,11 @@ class PDMetabolismWidget(MedSynthModuleWidget):
             self.ui.statusLabel.text = "Select an FDG PET volume."
 
     def onThresholdChanged(self, value):
-        if self._mapNode is not None and self._mapNode.GetScene() is not None:
-            self.logic.setMapThreshold(self._mapNode, value)
+        if self._zNode is not None and self._zNode.GetScene() is not None:
+            self.logic.setZThreshold(self._zNode, value)
 
     def onOpacityChanged(self, value):
-        slicer.util.setSliceViewerLayers(foregroundOpacity=value)
+        self.logic.setMapOpacity(value)
 
     def onRegionClicked(self, index):
         if self._tableNode is not None and index.isValid():
@@ -80,11 +84,15 @@ class PDMetabolismWidget(MedSynthModuleWidget):
             return self.logic.compute(volume, values, progress, cancel)
 
         def onDone(result):
-            mapNode, signedNode, table = self.logic.finish(inputNode, result, self.values())
-            self._mapNode, self._tableNode = mapNode, table
-            slicer.util.setSliceViewerLayers(background=inputNode, foreground=mapNode,
-                                             foregroundOpacity=self.values()["opacity"], fit=True)
-            self.ui.regionTableView.setMRMLTableNode(table)
+            current = self.values()  # threshold/opacity may have moved while it ran
+            nodes = self.logic.finish(inputNode, result, current)
+            self._zNode, self._tableNode = nodes.z, nodes.table
+            shown3d = self.logic.showResults(inputNode, nodes, current)  # slice layers, table layout, 3D
+            slicer.app.applicationLogic().PropagateTableSelection()  # the layout's table view shows the table
+            slicer.util.resetSliceViews()
+            if shown3d == "volume rendering":
+                slicer.util.resetThreeDViews()
+            self.ui.regionTableView.setMRMLTableNode(nodes.table)
             s = result.report()["subject_score"]
             self.ui.scoreLabel.text = (
                 f"Score ({s['name']}): {s['value']:.2f}; threshold {s['threshold']:.2f} "
@@ -118,15 +126,17 @@ class PDMetabolismTest(ScriptedLoadableModuleTest):
         score = {}
         for group in ("NC", "PD"):
             fdg = self._fdgNode(group)
-            mapNode, signedNode, table = logic.detectAnomalies(fdg)
-            self.assertEqual(table.GetNumberOfRows(), 21)
-            ras = logic.jumpToRegion(table, 0)
+            nodes = logic.detectAnomalies(fdg)
+            self.assertEqual(nodes.table.GetNumberOfRows(), 21)
+            ras = logic.jumpToRegion(nodes.table, 0)
             self.assertEqual(len(ras), 3)
+            logic.setZThreshold(nodes.z, 3.0)
+            self.assertEqual(nodes.z.GetAttribute("MedSynth.PDMetabolism.threshold"), "3.0")
             import json
 
-            score[group] = json.loads(mapNode.GetAttribute("MedSynth.PDMetabolism.score"))["value"]
+            score[group] = json.loads(nodes.z.GetAttribute("MedSynth.PDMetabolism.score"))["value"]
         self.assertGreater(score["PD"], score["NC"])
-        self.delayDisplay("PDMetabolism: anomaly maps, table and jump passed")
+        self.delayDisplay("PDMetabolism: z map, anomaly maps, table layout and jump passed")
 
     def test_bad_input_adds_nothing(self):
         import numpy as np

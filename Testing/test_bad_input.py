@@ -197,6 +197,7 @@ FILE_OUTPUTS = [
     ("pd-classify-cft", "pd-classify {i}/fdg.nii.gz --cft-out OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad", "metaad {i}/fdg.nii.gz OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad-abs", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --abs-map OUTPUT", ".nii.gz", "fdg.nii.gz"),
+    ("metaad-z", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --z-map OUTPUT", ".nii.gz", "fdg.nii.gz"),
     ("metaad-report", "metaad {i}/fdg.nii.gz {o}/map.nii.gz --report OUTPUT", ".json", "fdg.nii.gz"),
     ("eval-superres", "evaluate superres --reference {i}/ct.nrrd --methods linear --json OUTPUT", ".json", "ct.nrrd"),
     ("eval-metaad", "evaluate metaad --cohort {i}/cohort --report OUTPUT", ".json", "cohort/cohort.csv"),
@@ -233,6 +234,8 @@ for cid, argv, suf, src in FILE_OUTPUTS:
 case("nodule:mask-equals-output", "nodule {i}/ct.nrrd {o}/n.nrrd --ras 0 0 0 --mask {o}/n.nrrd", r"also given as OUT")
 case("mr2ct:mu-equals-output", "mr2ct {i}/mr.nii.gz {o}/a.nrrd --mu-map {o}/a.nrrd", r"also given as OUT")
 case("metaad:abs-equals-map", "metaad {i}/fdg.nii.gz {o}/a.nii.gz --abs-map {o}/a.nii.gz", r"also given as")
+case("metaad:z-equals-abs", "metaad {i}/fdg.nii.gz {o}/m.nii.gz --abs-map {o}/a.nii.gz --z-map {o}/a.nii.gz",
+     r"also given as")
 case("convert:mhd-data-file-is-input", "convert {i}/in.mhd {i}/in.nhdr", r"in\.raw is an input")
 case("convert:output-is-mhd-data-file", "convert {i}/ct.nrrd {i}/in.raw", r"cannot write")
 case("convert:mhd-header-is-input", "convert {i}/in.mhd {i}/in.mhd", r"is an input")

@@ -91,6 +91,7 @@ def test_native_input_is_registered_and_map_returns_to_its_grid(subjects):
     r = detect(native)
     assert r.space == "registered" and r.registration is not None
     assert r.signed.array.shape == native.array.shape and np.allclose(r.signed.ijk_to_ras, native.ijk_to_ras)
+    assert r.z.array.shape == native.array.shape and np.allclose(r.z.ijk_to_ras, native.ijk_to_ras)
     assert abs(r.score - subjects["PD"]["res"].score) < 0.5 * subjects["PD"]["res"].score
     assert r.report()["registration"]["method"].startswith("affine")
 
@@ -105,6 +106,81 @@ def test_cli_writes_map_and_report(subjects, tmp_path, capsys):
     assert m.array.shape == subjects["PD"]["fdg"].array.shape
     r = json.loads(rep.read_text())
     assert {"subject_score", "regional_table", "baselines", "map"} <= set(r)
+
+
+@needs_model
+def test_z_map_is_the_signed_map_over_the_regional_nc_sd(subjects):
+    """Regional-SD z: signed / NC SD of the regional residual of the voxel's atlas region (median SD outside the 21
+    regions), on the input grid and in MNI; NC mostly below |z| 2, PD with hypo- and hypermetabolic regions."""
+    from medsynth.metaad.core import crop_layout, load_stats, region_sd_map
+    from medsynth.pet.synthesis import crop
+
+    stats, lay = load_stats(), crop_layout()
+    sd = region_sd_map(stats)
+    for i, rid in enumerate(lay["region_ids"]):
+        assert np.allclose(sd[lay["labels"] == rid], stats["region_sd"][i])
+    other = lay["brain"] & ~np.isin(lay["labels"], lay["region_ids"])
+    assert other.any() and np.allclose(sd[other], np.median(stats["region_sd"]))
+    region_mean_z = {}
+    for g in ("NC", "PD"):
+        r, fdg = subjects[g]["res"], subjects[g]["fdg"]
+        assert r.z.array.shape == fdg.array.shape and np.allclose(r.z.ijk_to_ras, fdg.ijk_to_ras)
+        assert r.z_mni.array.shape == r.signed_mni.array.shape and np.all(np.isfinite(r.z.array))
+        zc, sc = crop(r.z_mni.array), crop(r.signed_mni.array)
+        brain = lay["brain"]
+        assert np.allclose(zc[brain] * sd[brain], sc[brain], atol=1e-4) and np.all(zc[~brain] == 0)
+        assert np.allclose(r.z.array, r.z_mni.array, atol=1e-5)  # MNI input: the same grid
+        zb = zc[brain]
+        region_mean_z[g] = {n: float(zc[lay["labels"] == rid].mean())
+                            for n, rid in zip(lay["region_names"], lay["region_ids"])}
+        rep = r.report()["z_map"]
+        assert "regional-SD z" in rep["definition"] and rep["unit"] == "z (regional NC SD)"
+        assert rep["brain_fraction_z_below_minus_2"] == pytest.approx((zb < -2).mean(), abs=0.02)
+        if g == "NC":
+            assert (np.abs(zb) < 2).mean() > 0.75  # normal control: most of the brain below the threshold
+    nc, pd = region_mean_z["NC"], region_mean_z["PD"]
+    assert max(abs(v) for v in pd.values()) > max(abs(v) for v in nc.values())
+    assert min(pd.values()) < -2 and max(pd.values()) > 2  # signed: hypo- and hypermetabolic regions
+    assert sum(abs(v) > 2 for v in pd.values()) > sum(abs(v) > 2 for v in nc.values())
+
+
+@needs_model
+def test_cli_z_map_on_the_input_grid_and_other_outputs_unchanged(subjects, tmp_path, capsys):
+    fdg = subjects["PD"]["fdg"]
+    # a native grid (rotated, cropped; registered): the z map comes back onto it
+    c, s = np.cos(np.radians(4)), np.sin(np.radians(4))
+    rot = np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    native = Volume(fdg.array[:, 4:-4], rot @ fdg.ijk_to_ras, "native", "PET")
+    src = write_volume(native, tmp_path / "native.nii.gz")
+    zpath, mpath = tmp_path / "z.nrrd", tmp_path / "n_map.nii.gz"
+    assert main(["metaad", str(src), str(mpath), "--z-map", str(zpath)]) == 0
+    assert "z map (regional-SD z" in capsys.readouterr().out
+    z, signed = read_volume(zpath), read_volume(mpath).array
+    assert z.array.shape == native.array.shape and np.allclose(z.ijk_to_ras, native.ijk_to_ras, atol=1e-4)
+    inside = np.abs(z.array) > 0.05
+    # resampled separately: at a region border near a zero crossing the two interpolations may differ in sign
+    assert inside.mean() > 0.05 and (np.sign(z.array[inside]) == np.sign(signed[inside])).mean() > 0.995
+    # the other outputs are the same with and without --z-map (MNI input: no registration, deterministic)
+    src = write_volume(fdg, tmp_path / "fdg.nii.gz")
+    runs = {}
+    for tag, extra in (("a", []), ("b", ["--z-map", str(tmp_path / "b_z.nii.gz")])):
+        out = {k: tmp_path / f"{tag}_{k}" for k in ("map.nii.gz", "abs.nii.gz", "r.json")}
+        assert main(["metaad", str(src), str(out["map.nii.gz"]), "--abs-map", str(out["abs.nii.gz"]),
+                     "--report", str(out["r.json"])] + extra) == 0
+        runs[tag] = out
+    for k in ("map.nii.gz", "abs.nii.gz"):
+        np.testing.assert_array_equal(read_volume(runs["a"][k]).array, read_volume(runs["b"][k]).array)
+    ra, rb = (json.loads(runs[t]["r.json"].read_text()) for t in ("a", "b"))
+    assert set(ra) == set(rb) and "z_map" in rb and rb["z_map"]["unit"] == "z (regional NC SD)"
+    for k in set(ra) - {"seconds"}:
+        assert ra[k] == rb[k], k
+    zb = read_volume(tmp_path / "b_z.nii.gz").array
+    assert zb.shape == fdg.array.shape
+    np.testing.assert_allclose(zb, subjects["PD"]["res"].z.array, atol=1e-4)
+    # never over the input, only the PET suffixes; a refused call writes nothing
+    assert main(["metaad", str(src), str(tmp_path / "m.nii.gz"), "--z-map", str(src)]) == 2
+    assert main(["metaad", str(src), str(tmp_path / "m.nii.gz"), "--z-map", str(tmp_path / "z.png")]) == 2
+    assert not (tmp_path / "m.nii.gz").exists()
 
 
 @needs_model

@@ -1365,7 +1365,7 @@ def test_pdmeta_detect_live_threshold_and_jump_to_region(context):
     run_async(lambda: pd.run_action("detect"))
     assert pd.tasks.last_outcome == "done", context.state["pdmeta_error"]
     anomaly = context.scene.GetNodeByID(context.state["pdmeta_output_id"])
-    assert anomaly is pd.map_node and anomaly.GetName() == "FDG_PD_sim11_anomaly"
+    assert anomaly is pd.map_node and anomaly.GetName() == "FDG_PD_sim11_anomaly_z"
     assert all(v.get_foreground_volume_id() == anomaly.GetID() for v in context.slice_views())
     assert red.get_foreground_opacity() == pytest.approx(0.6)
     rows = context.state["pdmeta_rows"]
@@ -1373,11 +1373,11 @@ def test_pdmeta_detect_live_threshold_and_jump_to_region(context):
     assert context.state["pdmeta_score"].startswith("Score")
     with_map = snapshot(red)
     assert np.abs(with_map - before).mean() > 0.2
-    pd.set_values(threshold=25.0)  # live: no button
-    assert anomaly.GetDisplayNode().GetLowerThreshold() == pytest.approx(25.0)
+    pd.set_values(z_threshold=3.0)  # live: no button
+    assert anomaly.GetAttribute("MedSynth.PDMetabolism.threshold") == "3.0"
     pd.set_values(opacity=0.2)
     assert red.get_foreground_opacity() == pytest.approx(0.2)
     pd.jump_to_region(0)
     assert context.state["pdmeta_status"].startswith("Region centroid")
-    pd.set_values(threshold=99.0)
+    pd.set_values(z_threshold=99.0)
     assert "threshold" in context.state["pdmeta_error"] and "maximum" in context.state["pdmeta_error"]

@@ -1,4 +1,4 @@
-"""``medsynth metaad FDG OUT_MAP [--report JSON]``: MetaAD anomaly map and report of one FDG PET."""
+"""``medsynth metaad FDG OUT_MAP [--report JSON] [--abs-map ABS] [--z-map Z]``: MetaAD maps and report of one FDG."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ def run_metaad(args) -> int:
     plan = OutputPlan(inputs=[args.fdg])
     plan.file(args.out_map, "OUT_MAP", PET)
     plan.file(args.abs_map, "--abs-map", PET)
+    plan.file(args.z_map, "--z-map", PET)
     plan.file(args.report, "--report", JSON)
     with plan:
-        res = detect_file(args.fdg, args.out_map, args.report, args.space, progress_printer, abs_path=args.abs_map)
+        res = detect_file(args.fdg, args.out_map, args.report, args.space, progress_printer, abs_path=args.abs_map,
+                          z_path=args.z_map)
     s = res.report()["subject_score"]
     print(f"subject score ({s['name']}): {s['value']:.3f}; threshold {s['threshold']:.3f} "
           f"({s['threshold_rule']}): {'ABNORMAL' if s['abnormal'] else 'within normal controls'}")
@@ -24,6 +26,11 @@ def run_metaad(args) -> int:
     b = res.baselines
     print(f"baselines: voxel z-score mean |z| {b['voxel_z_mean_abs']:.3f}, SSM-PCA PDRP score {b['ssm_pca_pdrp']:.3f}"
           + (f", regional z-score RMS of the FDG {b['fdg_region_z_rms']:.3f}" if "fdg_region_z_rms" in b else ""))
+    if args.z_map:
+        z = res.z_summary()
+        print(f"z map (regional-SD z: signed map / NC SD of the region's residual): {args.z_map}; "
+              f"{100 * z['brain_fraction_z_below_minus_2']:.1f} % of the brain below -2, "
+              f"{100 * z['brain_fraction_z_above_2']:.1f} % above +2")
     print(f"wrote {args.out_map}" + (f" and {args.report}" if args.report else "") + f" ({res.seconds:.1f} s, "
           f"{res.space}); model trained on simulated PET only")
     return 0
@@ -35,6 +42,9 @@ def register(sub) -> None:
     p.add_argument("out_map", help="signed anomaly map (%% of brain mean, on the input's grid): .nii.gz .nii .nrrd .mha")
     p.add_argument("--report", help=".json report: subject score, threshold and how it was set, regional table")
     p.add_argument("--abs-map", help="also write the absolute anomaly map here")
+    p.add_argument("--z-map", help="also write the signed map in regional-SD z units here: signed map / the normal "
+                                   "controls' SD of the regional residual of the voxel's atlas region (not a "
+                                   "voxel-wise z); negative = hypometabolism")
     from ..pet.params import SPACES
 
     p.add_argument("--space", choices=SPACES, default="auto")

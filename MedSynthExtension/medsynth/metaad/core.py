@@ -15,6 +15,11 @@ brings native inputs there and the maps back.
   map, ``mean_abs`` (its mean over the brain mask) and ``region_z_rms`` (root mean square of the regional z-scores
   against the normal controls).
 * Regional table: mean signed residual per atlas region, z-scored against the normal-control calibration subjects.
+* z map (:func:`z_map`, "regional-SD z", not a voxel-wise z): the signed map divided, voxel by voxel, by the normal
+  controls' SD of the regional mean residual (``stats['region_sd']``) of the atlas region the voxel lies in (the 21
+  regions of :func:`crop_layout`); brain voxels outside them (the atlas' "other brain") are divided by the median
+  of the 21 regional SDs; 0 outside the brain. The NC regional mean (``stats['region_mean']``) is not subtracted,
+  so a region the healthy reconstruction misses in normal controls too keeps that offset.
 * Baselines: regional z-score of the FDG itself (no network; RMS over the atlas regions), voxel z-score
   (smoothed FDG against the NC mean/SD per voxel; score = mean |z| in the brain) and the
   SSM-PCA PD-related pattern (log regional FDG over the 21 atlas regions; subject residual profile = log minus
@@ -134,6 +139,31 @@ def region_z(regional: np.ndarray, stats: Dict[str, Any]) -> np.ndarray:
     return (regional - stats["region_mean"]) / np.maximum(stats["region_sd"], 1e-6)
 
 
+#: what the z map is (report, documentation, the faces' legends)
+Z_MAP_WORDS = ("regional-SD z (not a voxel-wise z): signed anomaly map (% of brain mean) / normal controls' SD of "
+               "the regional mean residual of the atlas region the voxel lies in; brain voxels outside the 21 regions: "
+               "/ the median regional SD; 0 outside the brain; NC regional mean not subtracted; negative = "
+               "hypometabolism")
+
+
+def region_sd_map(stats: Dict[str, Any]) -> np.ndarray:
+    """The NC regional residual SD (% of brain mean) of each crop voxel's atlas region; the median of the regional
+    SDs for voxels outside the regions of :func:`crop_layout`."""
+    lay = crop_layout()
+    sd = np.asarray(stats["region_sd"], np.float64)
+    labels = lay["labels"].astype(np.int64)
+    lut = np.full(max(int(labels.max()), max(lay["region_ids"])) + 1, float(np.median(sd)), np.float64)
+    lut[np.asarray(lay["region_ids"], np.int64)] = sd
+    return np.maximum(lut[np.clip(labels, 0, None)], 1e-6).astype(np.float32)
+
+
+def z_map(signed: np.ndarray, stats: Dict[str, Any]) -> np.ndarray:
+    """Signed anomaly map in regional-SD z units (:data:`Z_MAP_WORDS`): ``signed / region_sd_map``, 0 outside the
+    brain."""
+    brain = crop_layout()["brain"]
+    return np.where(brain, np.asarray(signed, np.float32) / region_sd_map(stats), 0.0).astype(np.float32)
+
+
 # --------------------------------------------------------------------------- baselines
 def voxel_z(x: np.ndarray, stats: Dict[str, Any]) -> np.ndarray:
     brain = crop_layout()["brain"]
@@ -193,6 +223,7 @@ def analyse_crop(x: np.ndarray, model: Any, stats: Optional[Dict[str, Any]] = No
     if stats is not None:
         z = region_z(res["regional"], stats)
         res["region_z"] = z
+        res["z"] = z_map(signed, stats)
         res["scores"]["region_z_rms"] = float(np.sqrt(np.mean(z ** 2)))
         vz = voxel_z(x, stats)
         res["voxel_z"] = vz
@@ -273,5 +304,5 @@ def load_stats(path: Any = None) -> Dict[str, Any]:
     return out
 
 
-__all__ = ["SCORES", "SCORE_WORDS", "analyse_crop", "crop_layout", "fit_ssm_pca", "load_stats", "regional_table",
-           "residual_maps", "smooth", "ssm_score", "voxel_z"]
+__all__ = ["SCORES", "SCORE_WORDS", "Z_MAP_WORDS", "analyse_crop", "crop_layout", "fit_ssm_pca", "load_stats",
+           "region_sd_map", "regional_table", "residual_maps", "smooth", "ssm_score", "voxel_z", "z_map"]

@@ -3,8 +3,9 @@
 Steps of :func:`detect`: check the input (3D scalar PET, field of view, not a CT); bring it to MNI space
 (:func:`medsynth.pet.sbr.to_mni`: as is on the atlas grid, otherwise affine mutual-information registration to the
 FDG template; non-convergence is an error); check its contrast and that the field of view covers the brain;
-normalise by the brain mean; run the healthy cycle FDG -> CFT -> FDG; anomaly maps, subject score, regional table and
-baselines (:mod:`medsynth.metaad.core`); resample the maps back onto the input's grid (inverse registration).
+normalise by the brain mean; run the healthy cycle FDG -> CFT -> FDG; anomaly maps (signed, absolute and the
+regional-SD z map, :func:`medsynth.metaad.core.z_map`), subject score, regional table and baselines
+(:mod:`medsynth.metaad.core`); resample the maps back onto the input's grid (inverse registration).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class AnomalyResult:
     model: Dict[str, Any] = field(default_factory=dict)
     calibration: Dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: signed map in regional-SD z units (:data:`medsynth.metaad.core.Z_MAP_WORDS`), on the input's grid and in MNI
+    z: Optional[Volume] = None
+    z_mni: Optional[Volume] = None
 
     @property
     def abnormal(self) -> bool:
@@ -62,10 +66,28 @@ class AnomalyResult:
             "baselines": {k: round(v, 4) for k, v in self.baselines.items()},
             "map": "signed anomaly map = 100 x (FDG - healthy reconstruction) / brain mean, smoothed (sigma 4 mm); "
                    "negative = hypometabolism",
+            "z_map": self.z_summary(),
             "regional_table": self.table,
             "registration": self.registration.summary() if self.registration is not None else None,
             "seconds": round(self.seconds, 2),
             "note": "model trained and calibrated on simulated PET only (docs/metaad.md); not for clinical use",
+        }
+
+
+    def z_summary(self) -> Optional[Dict[str, Any]]:
+        """What the z map is, and its extremes and share of brain voxels beyond +-2 (MNI, atlas brain)."""
+        if self.z_mni is None:
+            return None
+        from ..pet.atlas import load_atlas
+        from .core import Z_MAP_WORDS
+
+        v = np.asarray(self.z_mni.array)[load_atlas().brain]
+        return {
+            "definition": Z_MAP_WORDS, "unit": "z (regional NC SD)",
+            "outside_regions": "divided by the median of the 21 regional NC SDs",
+            "min": round(float(v.min()), 3) if v.size else 0.0, "max": round(float(v.max()), 3) if v.size else 0.0,
+            "brain_fraction_z_below_minus_2": round(float((v < -2).mean()), 4) if v.size else 0.0,
+            "brain_fraction_z_above_2": round(float((v > 2).mean()), 4) if v.size else 0.0,
         }
 
 
@@ -127,6 +149,8 @@ def detect(
     signed_mni = Volume(uncrop(res["signed"]), ijk, f"{base}_anomaly", "")
     signed = _back(signed_mni, how, reg, volume)
     absolute = signed.with_array(np.abs(signed.array), name=f"{base}_anomaly_abs")
+    z_mni = Volume(uncrop(res["z"]), ijk.copy(), f"{base}_anomaly_z", "")
+    z = _back(z_mni, how, reg, volume)
     table = regional_table(res, stats)
     for row in table:  # region centroids in the input's RAS space (for "jump to region")
         p = np.array(row["centroid_mni_ras"] + [1.0])
@@ -139,19 +163,20 @@ def detect(
         signed=signed, absolute=absolute, signed_mni=signed_mni, score=float(res["scores"][name]), score_name=name,
         threshold=float(stats["threshold"]), table=table, scores=res["scores"], baselines=res["baselines"],
         space=how, registration=reg, model={"id": e.id, "version": e.version, "provider": model.provider},
-        calibration=stats["meta"], seconds=time.perf_counter() - t0,
+        calibration=stats["meta"], seconds=time.perf_counter() - t0, z=z, z_mni=z_mni,
     )
 
 
 def detect_file(input_path: Any, output_path: Any, report_path: Any = None, space: str = "auto",
                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-                device: Optional[str] = None, abs_path: Any = None) -> AnomalyResult:
-    """Read, detect, write the signed map (and the report) atomically; a failure leaves no output."""
+                device: Optional[str] = None, abs_path: Any = None, z_path: Any = None) -> AnomalyResult:
+    """Read, detect, write the signed map (and the absolute map, the z map, the report) atomically; a failure leaves
+    no output."""
     from ..io import atomic_output, read_volume, suffix_of, write_volume
     from ..pet.synthesis import OUTPUT_SUFFIXES
 
     out = Path(output_path)
-    for p in [out] + ([Path(abs_path)] if abs_path else []):
+    for p in [out] + [Path(x) for x in (abs_path, z_path) if x]:
         if suffix_of(p) not in OUTPUT_SUFFIXES:
             raise InputError(f"cannot write a map as '{suffix_of(p) or p.name}'; use one of {', '.join(OUTPUT_SUFFIXES)}")
         if Path(input_path).resolve() == p.resolve():
@@ -163,6 +188,8 @@ def detect_file(input_path: Any, output_path: Any, report_path: Any = None, spac
     write_volume(result.signed, out)
     if abs_path:
         write_volume(result.absolute, Path(abs_path))
+    if z_path:
+        write_volume(result.z, Path(z_path))
     if report_path:
         target = Path(report_path)
         with atomic_output(target) as tmp:
