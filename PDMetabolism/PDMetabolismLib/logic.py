@@ -31,22 +31,15 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from medsynth.params import Param, validate
+from medsynth.metaad.params import METAAD_PARAMS
+from medsynth.params import validate
 from medsynth.progress import CancelToken, ProgressCallback
 from medsynth.volume import Volume
 from medsynth_mrml import node_from_volume, remove_node, table_node_from_rows, volume_from_node
 
 log = logging.getLogger("medsynth.pdmetabolism")
 
-PARAMS = (
-    Param("space", str, "auto", "Input space", choices=("auto", "mni", "native"),
-          help="auto: as is on the MNI 2 mm atlas grid, else registered to the FDG template"),
-    Param("z_threshold", float, 2.0, "Map threshold |z|", minimum=0.0, maximum=10.0, step=0.1, unit="z", live=True,
-          help="voxels of the z map with |z| below this are hidden (z = signed residual / the normal controls' SD "
-               "of the regional residual of the voxel's atlas region)"),
-    Param("opacity", float, 0.6, "Map opacity", minimum=0.0, maximum=1.0, step=0.05, live=True,
-          help="opacity of the anomaly map over the FDG"),
-)
+PARAMS = METAAD_PARAMS  # declared once in medsynth.metaad.params
 NODE_REFERENCES = {"fdgVolume": "vtkMRMLScalarVolumeNode"}
 NOTE = "MetaAD anomaly map from a model trained on simulated PET only (docs/metaad.md); not for clinical use"
 #: colour maps of the absolute map, tried in order (the first present in the scene is used)

@@ -45,9 +45,10 @@ def register(sub) -> None:
     p.add_argument("--z-map", help="also write the signed map in regional-SD z units here: signed map / the normal "
                                    "controls' SD of the regional residual of the voxel's atlas region (not a "
                                    "voxel-wise z); negative = hypometabolism")
-    from ..pet.params import SPACES
+    from ..params import add_arguments
+    from .params import METAAD_PARAMS
 
-    p.add_argument("--space", choices=SPACES, default="auto")
+    add_arguments(p, METAAD_PARAMS, skip=("z_threshold", "opacity"))  # the display settings belong to the panels
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default=argparse.SUPPRESS,
                    help="where the models run (the same as medsynth --device; not given: that one holds)")
     p.set_defaults(func=run_metaad)
