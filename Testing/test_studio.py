@@ -656,12 +656,18 @@ def test_studio_builds_with_layouts_and_data_files(server):
     assert studio.open_panels() == ["volumes"]  # your own files: the Volumes panel is the one open
     assert {"Quad View", "Axial Primary", "3D Only"} <= set(server.state["studio_layouts"])
     assert len(studio.context.slice_views()) == 3 and len(studio.context.threed_views()) == 1
+    # issue #22: one full-quality image per change (no still re-render 0.5 s later), slice views without MSAA
+    for view in studio.context.slice_views() + studio.context.threed_views():
+        scheduler = view._scheduled_render._scheduler  # noqa: SLF001 - trame-slicer's RcaRenderStrategy
+        assert scheduler._interactive_quality == scheduler._still_quality  # noqa: SLF001
+    assert all(v.render_window().GetMultiSamples() == 0 for v in studio.context.slice_views())
     html = studio.ui.html
     assert "medsynth-panel-volumes" in html and "medsynth-upload" in html
     server.state.ready()
     with server.state:
         server.state["studio_layout"] = "Axial Primary"
     assert studio.layout_manager.layout_id == "Axial Primary"
+    assert all(v.render_window().GetMultiSamples() == 0 for v in studio.context.slice_views())
 
 
 # --------------------------------------------------------------------------- samples, the default, one panel, model cards

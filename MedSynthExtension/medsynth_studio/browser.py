@@ -304,15 +304,15 @@ def wait_for_pixels(page, index: int, before, min_count: int = 20, threshold: fl
     raise TimeoutError(f"view {index} did not change within {timeout_s:.0f} s (last: {region})")
 
 
-def wait_for_state(page, key: str, predicate, timeout_s: float = 30.0):
-    """Poll a trame state value until ``predicate(value)`` holds; returns the value."""
+def wait_for_state(page, key: str, predicate, timeout_s: float = 30.0, poll_ms: int = 50):
+    """Poll a trame state value (every ``poll_ms``) until ``predicate(value)`` holds; returns the value."""
     t0 = time.perf_counter()
     value = None
     while time.perf_counter() - t0 < timeout_s:
         value = get_state(page, key)
         if predicate(value):
             return value
-        page.wait_for_timeout(50)
+        page.wait_for_timeout(poll_ms)
     raise TimeoutError(f"state {key} = {value!r} after {timeout_s:.0f} s")
 
 
@@ -327,3 +327,147 @@ def wait_for_view_change(page, before: List[dict], index: Optional[int] = None, 
             return time.perf_counter() - t0
         page.wait_for_timeout(20)
     raise TimeoutError(f"view {'any' if index is None else index} did not change within {timeout_s:.0f} s")
+
+
+# Frame log, in the page: every image the page loads into view ``index`` is timed (performance.now() at its
+# 'load' event, i.e. before it is painted) and its pixels kept (every ``step``-th pixel), so that what the user
+# saw first is found afterwards without polling from outside.  One capturing listener on the document; arm()
+# takes the view's current pixels as the baseline, starts the clock and sets a state value in one go.
+_FRAME_LOG_JS = """
+([sel, index, step, key, value]) => {
+  const grab = (img) => {
+    const w = img.naturalWidth, h = img.naturalHeight;
+    if (!img.complete || !w || !h) return null;
+    const c = document.createElement('canvas'); c.width = w; c.height = h;
+    const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+    const d = ctx.getImageData(0, 0, w, h).data;
+    const ws = Math.ceil(w / step), hs = Math.ceil(h / step);
+    const out = new Uint8Array(ws * hs * 3);
+    let n = 0;
+    for (let y = 0; y < h; y += step) for (let x = 0; x < w; x += step) {
+      const i = 4 * (y * w + x); out[n++] = d[i]; out[n++] = d[i + 1]; out[n++] = d[i + 2];
+    }
+    return {w: ws, h: hs, px: out};
+  };
+  if (!window.__msFrameHook) {
+    window.__msFrameHook = true;
+    document.addEventListener('load', (ev) => {
+      const log = window.__msFrames;
+      if (!log || ev.target.tagName !== 'IMG') return;
+      const t = performance.now();
+      if (Array.from(document.querySelectorAll(log.sel)).indexOf(ev.target) !== log.index) return;
+      const f = grab(ev.target);
+      if (f) { f.t = t - log.t0; log.frames.push(f); }
+    }, true);
+  }
+  const img = document.querySelectorAll(sel)[index];
+  const before = img ? grab(img) : null;
+  window.__msFrames = {sel: sel, index: index, step: step, before: before, frames: [], t0: performance.now()};
+  if (key !== null) window.trame.state.set(key, value);
+  return !!before;
+}
+"""
+
+_FRAME_LOG_READ_JS = """
+(full) => {
+  const log = window.__msFrames;
+  if (!log) return null;
+  if (!full) return {n: log.frames.length, last: log.frames.length ? log.frames[log.frames.length - 1].t : null,
+                     now: performance.now() - log.t0};
+  const b64 = (f) => {
+    let bin = '';
+    for (let i = 0; i < f.px.length; i += 0x8000) bin += String.fromCharCode.apply(null, f.px.subarray(i, i + 0x8000));
+    return {w: f.w, h: f.h, t: f.t, b64: btoa(bin)};
+  };
+  return {before: log.before ? b64(log.before) : null, frames: log.frames.map(b64)};
+}
+"""
+
+
+def set_state_logged(page, index: int, key: Optional[str], value=None, step: int = 2) -> bool:
+    """Baseline view ``index``'s pixels, start the page's clock and set ``key`` (one evaluate; None: set
+    nothing); the page then logs every image view ``index`` loads (see :func:`read_frame_log`).  False when
+    the view has no image."""
+    return bool(page.evaluate(_FRAME_LOG_JS, [VIEW_IMAGES, index, step, key, value]))
+
+
+def wait_frames_quiet(page, quiet_s: float = 1.0, timeout_s: float = 15.0, need_frame: bool = True) -> int:
+    """Wait until the logged view got at least one image (any number when not ``need_frame``) and then none
+    for ``quiet_s`` (the still-quality re-render comes after the interactive one); returns the number of
+    images logged (0 on timeout or when none was needed and none came)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        info = page.evaluate(_FRAME_LOG_READ_JS, False) or {}
+        if info.get("n") and info["now"] - info["last"] >= 1000 * quiet_s:
+            return info["n"]
+        if not need_frame and info and not info.get("n") and info["now"] >= 1000 * quiet_s:
+            return 0
+        page.wait_for_timeout(100)
+    return 0
+
+
+def read_frame_log(page) -> dict:
+    """``{"before": pixels, "frames": [(ms since the state was set, pixels), ...]}`` (uint8 arrays)."""
+    import base64
+
+    import numpy as np
+
+    out = page.evaluate(_FRAME_LOG_READ_JS, True) or {}
+
+    def arr(f):
+        return np.frombuffer(base64.b64decode(f["b64"]), np.uint8).reshape(f["h"], f["w"], 3)
+
+    return {"before": arr(out["before"]) if out.get("before") else None,
+            "frames": [(f["t"], arr(f)) for f in out.get("frames", [])]}
+
+
+def frame_latency(log: dict, threshold: float = 20.0, min_count: int = 20, block: int = 1,
+                  max_ratio: float = 0.75) -> Optional[dict]:
+    """When the logged view first showed the new content, and when its last (full-quality) image came.
+
+    Images are compared in grey levels (mean of R, G, B), averaged over ``block`` x ``block`` logged pixels
+    (``block=4`` with the log's ``step=2``: the 8 x 8 blocks JPEG codes, whose means its quantisation noise
+    hardly moves - for changes of a few grey levels).  The changed region is where the last image differs
+    from the baseline by more than ``threshold``; None when it has fewer than ``min_count`` pixels (blocks):
+    nothing visible changed.  The first updated image is the first whose mean absolute difference to the new
+    content over that region is under ``max_ratio`` times that to the old content: it is closer to the new
+    content than to the old, so an image that still shows the old content (ratio above 1; JPEG noise alone
+    does not make it) does not count.  ``{"first_ms", "full_ms", "frames", "changed", "box_fraction",
+    "trace"}``; ``trace``: per image, its time and that ratio.
+    """
+    import numpy as np
+
+    before, frames = log.get("before"), log.get("frames") or []
+    if before is None or not frames or frames[-1][1].shape != before.shape:
+        return None
+
+    def grey(px):
+        g = px.astype(np.float32).mean(axis=2)
+        if block > 1:
+            h, w = (g.shape[0] // block) * block, (g.shape[1] // block) * block
+            g = g[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
+        return g
+
+    final, old = grey(frames[-1][1]), grey(before)
+    mask = np.abs(final - old) > threshold
+    count = int(mask.sum())
+    if count < min_count:
+        return None
+    rows, cols = np.nonzero(mask)
+    h, w = mask.shape
+    box = (float(rows.max() - rows.min() + 1) / h, float(cols.max() - cols.min() + 1) / w)
+    trace, first = [], None
+    for t, px in frames:
+        if px.shape != before.shape:
+            continue
+        f = grey(px)[mask]
+        e_new = float(np.abs(f - final[mask]).mean())
+        e_old = float(np.abs(f - old[mask]).mean())
+        ratio = e_new / max(e_old, 1e-9)
+        trace.append((round(float(t), 1), round(ratio, 3)))
+        if first is None and ratio < max_ratio:
+            first = float(t)
+    if first is None:
+        return None
+    return {"first_ms": first, "full_ms": float(frames[-1][0]), "frames": len(frames), "changed": count,
+            "box_fraction": box, "trace": trace}
