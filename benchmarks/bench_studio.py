@@ -167,12 +167,14 @@ def measure_nodule(page) -> dict:
     return out
 
 
-def measure_superres(page) -> dict:
-    """SliceSuperRes: spacing slider -> slab preview computed (state) and axial view updated (pixels)."""
+def measure_superres(page, method: str = "bspline") -> dict:
+    """SliceSuperRes: spacing slider -> slab preview computed (state) and axial view updated (pixels), with the
+    preview ``method`` (bspline, or sainr: the learned model; its encoder features are computed on the first
+    change and reused, so the first change is not timed with the others)."""
     if browser.get_state(page, "superres_spacing") is None:
         return {"skipped": "no SliceSuperRes panel in this studio"}
     _open_panel(page, "superres")
-    browser.set_state(page, "superres_method", "bspline")
+    browser.set_state(page, "superres_method", method)
     page.locator(".medsynth-panel-superres .medsynth-action-thick").click()
     browser.wait_for_state(page, "superres_preview_n", lambda v: (v or 0) >= 1, timeout_s=30)
     if browser.get_state(page, "volumes_preset") is not None:  # automatic window/level on the thick copy (the
@@ -209,6 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--slider", action="append", help="PANEL:PARAM:V1,V2,... (repeatable; default: SLIDERS)")
     parser.add_argument("--no-modules", action="store_true", help="skip the NoduleSynth and SliceSuperRes figures")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--superres-method", default="bspline", choices=("bspline", "sainr"),
+                        help="preview method of the SliceSuperRes figure (default bspline)")
     parser.add_argument("--trace", action="store_true", help="print every image each change loaded: its time and "
                         "how far it is from the new content relative to the old (< 0.5: shows the new content)")
     args = parser.parse_args(argv)
@@ -244,7 +248,7 @@ def main(argv=None) -> int:
             for spec in args.slider or SLIDERS:
                 result["sliders"].append(measure_slider(page, spec))
             if not args.no_modules:
-                result["superres"] = measure_superres(page)
+                result["superres"] = measure_superres(page, args.superres_method)
                 result["nodule"] = measure_nodule(page)
         finally:
             chromium.close()
