@@ -8,7 +8,6 @@ ready, on the real Slicer core (trame-slicer's SlicerApp, off-screen views).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sys
 
@@ -54,33 +53,7 @@ def context(server):
     return StudioContext(app, server)
 
 
-def make_panel(cls, context):
-    panel = cls(context)
-    context.add_panel(panel)
-    context.state.ready()
-    return panel
-
-
-def run_async(factory):
-    async def go():
-        result = factory()
-        return await result if result is not None else None
-
-    return asyncio.run(go())
-
-
-def snapshot(view) -> np.ndarray:
-    import vtk
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
-    view.render()
-    grab = vtk.vtkWindowToImageFilter()
-    grab.SetInput(view.render_window())
-    grab.ReadFrontBufferOff()
-    grab.Update()
-    image = grab.GetOutput()
-    w, h, _ = image.GetDimensions()
-    return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, -1).astype(float)
+from test_studio import make_panel, run_async, snapshot  # noqa: E402 (the studio tests' panel helpers)
 
 
 @pytest.fixture
