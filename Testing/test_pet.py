@@ -413,3 +413,21 @@ def test_evaluation_cohort_fresh_seed_printed_and_removed(tmp_path, capsys):
         with pytest.raises(InputError):
             with evaluation_cohort(argparse.Namespace(**bad)):
                 pass
+
+
+def test_cancel_during_registration_is_a_cancel_not_a_failed_registration(pair):
+    """A cancel (or Ctrl-C) raised in SimpleITK's iteration callback comes back as itself: SimpleITK would report
+    it as an error of its own, which read as 'registration failed' (exit 2 instead of 130)."""
+    fdg = pair["NC"][0].fdg
+    native = _native(fdg, np.eye(4))
+    token = CancelToken()
+    seen = []
+
+    def progress(fraction, message):
+        seen.append(message)
+        if fraction > 0.0:
+            token.cancel()  # noticed at the next progress step: inside an iteration callback
+
+    with pytest.raises(Cancelled):
+        register_to_template(native, pet_template("FDG"), reporter=Reporter(progress, token))
+    assert any("level" in m or "similarity" in m or "affine" in m for m in seen)

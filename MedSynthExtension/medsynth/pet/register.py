@@ -163,10 +163,29 @@ def _method(settings: RegistrationSettings, initial: sitk.Transform, iterations:
     return reg
 
 
-def _execute(reg, fixed: sitk.Image, moving: sitk.Image, label: str) -> sitk.Transform:
+def _on_iteration(reg, callback) -> dict:
+    """Add ``callback`` for each optimiser iteration. SimpleITK turns an exception raised in a Python callback
+    (Ctrl-C, a cancel from the progress reporter) into a RuntimeError of its own; the returned record keeps the
+    original, so that :func:`_execute` raises it again instead of calling it a failed registration."""
+    record: dict = {}
+
+    def guarded() -> None:
+        try:
+            callback()
+        except BaseException as exc:  # noqa: BLE001 - kept and raised again after Execute
+            record["exc"] = exc
+            raise
+
+    reg.AddCommand(sitk.sitkIterationEvent, guarded)
+    return record
+
+
+def _execute(reg, fixed: sitk.Image, moving: sitk.Image, label: str, record: Optional[dict] = None) -> sitk.Transform:
     try:
         return reg.Execute(fixed, moving)
     except RuntimeError as exc:
+        if record and record.get("exc") is not None:
+            raise record["exc"] from None  # Ctrl-C or a cancel inside the iteration callback
         raise RegistrationError(f"registration to the template failed ({label}): {str(exc).splitlines()[-1]}") from None
 
 
@@ -199,8 +218,8 @@ def _run_stage(
                 min(counter["n"] / (len(levels) * iterations), 0.99), f"{label}: level {reg.GetCurrentLevel() + 1}"
             )
 
-    reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    out = _execute(reg, fixed, moving, label)
+    record = _on_iteration(reg, on_iteration)
+    out = _execute(reg, fixed, moving, label, record)
     return out, float(reg.GetMetricValue()), counter["n"], reg.GetOptimizerStopConditionDescription()
 
 
@@ -246,8 +265,8 @@ def _run_level(
         if counter["n"] % 10 == 0:
             reporter.step(min(counter["n"] / iterations, 0.99), label)
 
-    reg.AddCommand(sitk.sitkIterationEvent, on_iteration)
-    out = _execute(reg, fixed, moving, label)
+    record = _on_iteration(reg, on_iteration)
+    out = _execute(reg, fixed, moving, label, record)
     return out, float(reg.GetMetricValue()), counter["n"], reg.GetOptimizerStopConditionDescription()
 
 
